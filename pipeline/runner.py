@@ -1,0 +1,286 @@
+"""Running stages: fingerprints, skipping, and the shared study context.
+
+A stage reads input files and upstream outputs, and writes outputs into the
+study's output folder. Its *fingerprint* hashes the content of the files it
+reads, the study-file sections it uses, its upstream outputs and the package
+version. A stage whose fingerprint is unchanged and whose outputs are intact
+is skipped; a changed input reruns exactly the stages that depend on it.
+
+State lives in ``<output>/.siteplan/state.json``, rewritten atomically after
+each stage, so a run killed mid-stage leaves the earlier outputs readable and
+the next run redoes only what had not finished.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+from pyproj import CRS
+
+import pipeline
+from pipeline import layers
+from pipeline._io import file_digest, text_digest, write_json
+from pipeline.config import RasterSpec, Study, section_json
+from pipeline.errors import OutputError
+
+logger = logging.getLogger(__name__)
+
+STATE_DIR = ".siteplan"
+STAGES_DIR = "stages"
+
+
+@dataclass(frozen=True)
+class Options:
+    """Run options from the command line (not part of the study)."""
+
+    force: bool = False
+    overwrite: bool = False
+    offline: bool | None = None
+    lang: str | None = None
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One pipeline stage.
+
+    Attributes
+    ----------
+    name : str
+        CLI name of the stage.
+    upstream : tuple of str
+        Stages whose outputs it reads.
+    sections : tuple of str
+        Study-file sections that change its result.
+    inputs : callable
+        ``inputs(study) -> list of Path``: the input files it reads.
+    run : callable
+        ``run(ctx) -> (outputs, summary)``: writes outputs (atomically) and returns
+        ``{key: path}`` and a one-line summary.
+    options : tuple of str
+        Names of :class:`Options` fields that change its result.
+    """
+
+    name: str
+    upstream: tuple[str, ...]
+    sections: tuple[str, ...]
+    inputs: Callable[[Study], list[Path]]
+    run: Callable[[Context], tuple[dict[str, Path], str]]
+    options: tuple[str, ...] = ()
+
+
+@dataclass
+class Context:
+    """What a stage works with: the study, its CRS, its layers (read once), its folders."""
+
+    study: Study
+    options: Options = field(default_factory=Options)
+
+    @property
+    def output(self) -> Path:
+        return self.study.output
+
+    @property
+    def state_dir(self) -> Path:
+        return self.output / STATE_DIR
+
+    def stage_path(self, stage: str, suffix: str = ".parquet") -> Path:
+        """Where a stage keeps its table, ``<output>/stages/<stage>.parquet``."""
+        return self.output / STAGES_DIR / f"{stage}{suffix}"
+
+    def stage_frame(self, stage: str) -> pd.DataFrame:
+        """Read an upstream stage's table (indexed by site id)."""
+        return pd.read_parquet(self.stage_path(stage))
+
+    @functools.cached_property
+    def crs(self) -> CRS:
+        return layers.study_crs(self.study)
+
+    @functools.cached_property
+    def parcels(self) -> gpd.GeoDataFrame:
+        return layers.read_parcels(self.study, self.crs)
+
+    @functools.cached_property
+    def area(self) -> Any:
+        """The study area: parcels' extent buffered by ``[study] area_margin``."""
+        return layers.study_area(self.parcels, self.study.study.area_margin)
+
+    def vector(self, name: str, family: str, columns: Sequence[str] = ()) -> gpd.GeoDataFrame | None:
+        """An optional vector layer (roads, poi, population), checked, in the study CRS."""
+        spec = getattr(self.study.layers, name)
+        if spec is None:
+            return None
+        key = f"_vector_{name}"
+        if key not in self.__dict__:
+            self.__dict__[key] = layers.read_vector(
+                spec, name=name, crs=self.crs, family=family, columns=columns,
+                study_area=self.area)
+        return self.__dict__[key]
+
+    def raster(self, spec: RasterSpec | Path, name: str) -> Path:
+        """A raster in the study CRS: the file itself, or a warped copy in the state folder."""
+        from pipeline.raster import open_raster_checked, warp_raster
+
+        path = spec.path if isinstance(spec, RasterSpec) else spec
+        declared = spec.crs if isinstance(spec, RasterSpec) else ""
+        info = open_raster_checked(path, layer=name, crs=declared or None)
+        layers.check_raster_spec(RasterSpec(path=path), name=name, crs=self.crs)
+        if info.crs.equals(self.crs, ignore_axis_order=True):
+            return path
+        digest = file_digest(path, self._digest_cache)[:16]
+        target = self.state_dir / "warped" / f"{name}-{digest}-{self.crs.to_epsg()}.tif"
+        if not target.exists():
+            logger.info("layer %r (%s): warping from %s to %s", name, path,
+                        info.crs.to_string(), self.crs.to_string())
+            warp_raster(path, target, crs=self.crs, src_crs=info.crs)
+        return target
+
+    @functools.cached_property
+    def _digest_cache(self) -> dict[str, Any]:
+        return {}
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """What happened to one stage in a run."""
+
+    name: str
+    ran: bool
+    outputs: Mapping[str, Path]
+    summary: str
+    seconds: float
+
+
+class Runner:
+    """Runs stages in dependency order, skipping those that are up to date.
+
+    Parameters
+    ----------
+    study : Study
+        The parsed study.
+    stages : mapping of str to Stage
+        The available stages (see :data:`pipeline.stages.STAGES`).
+    options : Options
+        Command-line options.
+    """
+
+    def __init__(self, study: Study, stages: Mapping[str, Stage], options: Options = Options()):
+        self.stages = dict(stages)
+        self.ctx = Context(study, options)
+        self.state_file = self.ctx.state_dir / "state.json"
+        self.state = self._load_state()
+
+    def _load_state(self) -> dict[str, Any]:
+        try:
+            state = json.loads(self.state_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {"stages": {}, "digests": {}}
+        state.setdefault("stages", {})
+        state.setdefault("digests", {})
+        return state
+
+    def _save_state(self) -> None:
+        write_json(self.state_file, self.state)
+
+    def order(self, wanted: Sequence[str]) -> list[str]:
+        """The wanted stages and everything upstream of them, in dependency order."""
+        seen: list[str] = []
+
+        def visit(name: str) -> None:
+            if name in seen:
+                return
+            for up in self.stages[name].upstream:
+                visit(up)
+            seen.append(name)
+
+        for name in wanted:
+            visit(name)
+        return seen
+
+    def fingerprint(self, name: str) -> str:
+        """Hash of everything the stage's result depends on."""
+        stage = self.stages[name]
+        study = self.ctx.study
+        cache = self.state["digests"]
+        files = {str(p): file_digest(p, cache) for p in stage.inputs(study) if p.exists()}
+        missing = [str(p) for p in stage.inputs(study) if not p.exists()]
+        upstream = {up: self.state["stages"].get(up, {}).get("outputs", {})
+                    for up in stage.upstream}
+        opts = {o: getattr(self.ctx.options, o) for o in stage.options}
+        payload = json.dumps({"version": pipeline.__version__, "stage": name,
+                              "config": section_json(study, stage.sections),
+                              "files": files, "missing": missing, "upstream": upstream,
+                              "options": opts}, sort_keys=True, default=str)
+        return text_digest(payload)
+
+    def _fresh(self, name: str, fingerprint: str) -> bool:
+        record = self.state["stages"].get(name)
+        if not record or record.get("fingerprint") != fingerprint:
+            return False
+        cache = self.state["digests"]
+        return all(Path(p).exists() and file_digest(Path(p), cache) == d
+                   for p, d in record.get("paths", {}).items())
+
+    def _guard_outputs(self, name: str) -> None:
+        """Refuse to replace files siteplan did not write, and never write over an input."""
+        inputs = {p.resolve() for stage in self.stages.values() for p in stage.inputs(self.ctx.study)}
+        out = self.ctx.output.resolve()
+        if out in inputs or any(out == p.parent and p.name.startswith(STAGES_DIR) for p in inputs):
+            raise OutputError(f"output folder {out} is an input of the study; choose another "
+                              "[study] output")
+        owned = {p for rec in self.state["stages"].values() for p in rec.get("paths", {})}
+        for target in _declared_outputs(self.ctx, name):
+            resolved = target.resolve()
+            if resolved in inputs:
+                raise OutputError(f"stage {name!r} would write {resolved}, which is an input of the "
+                                  "study; choose another [study] output folder")
+            if (resolved.exists() and str(resolved) not in owned and str(target) not in owned
+                    and not self.ctx.options.overwrite):
+                raise OutputError(f"{resolved} exists and was not written by siteplan; pass "
+                                  "--overwrite to replace it, or choose another [study] output")
+
+    def run(self, wanted: Sequence[str]) -> list[StageResult]:
+        """Bring the wanted stages (and their upstream) up to date."""
+        results = []
+        forced = set(wanted) if self.ctx.options.force else set()
+        for name in self.order(wanted):
+            fingerprint = self.fingerprint(name)
+            if name not in forced and self._fresh(name, fingerprint):
+                record = self.state["stages"][name]
+                logger.info("%s: up to date, skipped", name)
+                results.append(StageResult(name, False, {k: Path(v) for k, v in
+                                                         record["outputs"].items()},
+                                           record.get("summary", ""), 0.0))
+                continue
+            self._guard_outputs(name)
+            start = time.perf_counter()
+            outputs, summary = self.stages[name].run(self.ctx)
+            seconds = time.perf_counter() - start
+            cache = self.state["digests"]
+            digests = {str(p.resolve()): file_digest(p, cache) for p in outputs.values()}
+            self.state["stages"][name] = {
+                "fingerprint": fingerprint, "summary": summary,
+                "outputs": {k: file_digest(p, cache) for k, p in outputs.items()},
+                "paths": digests, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            }
+            for k, p in outputs.items():
+                self.state["stages"][name].setdefault("files", {})[k] = str(p)
+            self._save_state()
+            logger.info("%s: %s (%.1f s)", name, summary, seconds)
+            results.append(StageResult(name, True, outputs, summary, seconds))
+        return results
+
+
+def _declared_outputs(ctx: Context, name: str) -> list[Path]:
+    from pipeline.stages import OUTPUTS
+
+    return [ctx.output / rel for rel in OUTPUTS.get(name, ())]
