@@ -73,7 +73,6 @@ class RasterSpec:
     """A raster layer (GeoTIFF, or GSI DEM XML tiles for the DEM)."""
 
     path: Path = field(doc="GeoTIFF file")
-    crs: str = field("", doc="CRS to assume when the file declares none")
 
 
 @dataclass(frozen=True)
@@ -129,6 +128,13 @@ class Scenario:
     kind: Literal["tsunami", "flood"] = field(doc="hazard kind")
     label: str = field("", doc="display label")
     depth: Path | None = field(None, doc="inundation depth raster (m above ground)")
+    ranks: Path | None = field(None, doc="depth-rank polygons (National Land Numerical "
+                               "Information A31 flood / A40 tsunami) instead of a raster")
+    ranks_layer: str = field("", doc="layer name inside the ranks file")
+    rank_column: str = field("", doc="rank attribute (default: found among A31a_205, A31a_105, "
+                             "A31_205, A31_105, A31_001, A40_003)")
+    rank_scheme: Literal["auto", "A31", "A40"] = field("auto", doc="how ranks read: A31 codes, "
+                                                       "A40 text ranks, or auto")
     runup: float | None = field(None, doc="design water level (e.g. maximum run-up height)",
                                 unit="m T.P.")
 
@@ -136,9 +142,13 @@ class Scenario:
         problems = []
         if not self.name.replace("_", "").isalnum() or not self.name.isascii():
             problems.append(f"name = {self.name!r}: use ASCII letters, digits and _ only")
-        if self.depth is None and self.runup is None:
-            problems.append(f"scenario {self.name!r} needs `depth` (a raster), `runup` "
-                            "(a water level in m T.P.), or both")
+        if self.depth is None and self.ranks is None and self.runup is None:
+            problems.append(f"scenario {self.name!r} needs `depth` (a raster) or `ranks` "
+                            "(depth-rank polygons), `runup` (a water level in m T.P.), or both")
+        if self.depth is not None and self.ranks is not None:
+            problems.append(f"scenario {self.name!r}: give `depth` or `ranks`, not both")
+        if self.name in ("dem", "ground", "slope"):
+            problems.append(f"name = {self.name!r} is reserved; choose another scenario name")
         return problems
 
 
@@ -214,17 +224,44 @@ class Criterion:
     """``[[criterion]]``: one row of the rating table."""
 
     metric: str = field(doc="column of the sites table rated by this criterion")
+    thresholds: tuple[float, ...] = field(doc="three breaks for ◎/○/△ (values beyond the last "
+                                          "get ×), or one break for pass (○) / fail (×), in "
+                                          "the direction of `better`")
     label: str = field("", doc="row label (English)")
     label_ja: str = field("", doc="row label (Japanese)")
     better: Literal["higher", "lower"] = field("higher", doc="which direction is better")
-    thresholds: tuple[float, ...] = field((), doc="three breaks for ◎/○/△ (values beyond the "
-                                          "last get ×), in the direction of `better`")
     weight: float = field(1.0, doc="weight in the overall score", min=0.0)
     veto: bool = field(False, doc="a × on this criterion makes the site × overall")
 
     def _check(self) -> list[str]:
-        if self.thresholds and len(self.thresholds) != 3:
-            return [f"thresholds = {list(self.thresholds)}: give three breaks (◎, ○, △)"]
+        t = list(self.thresholds)
+        if len(t) not in (1, 3):
+            return [f"thresholds = {t}: give three breaks (◎, ○, △) or one (pass/fail)"]
+        ordered = sorted(t, reverse=self.better == "higher")
+        if t != ordered:
+            word = "decreasing" if self.better == "higher" else "increasing"
+            return [f"thresholds = {t}: with better = {self.better!r} the breaks must be {word}"]
+        return []
+
+
+@dataclass(frozen=True)
+class ScoreSettings:
+    """``[score]``: how criterion marks combine into the overall mark."""
+
+    overall_thresholds: tuple[float, ...] = field((2.5, 1.75, 1.0), doc="breaks of the weighted "
+                                                  "mean points (◎=3, ○=2, △=1, ×=0) for an "
+                                                  "overall ◎, ○, △; lower is ×", min=0.0, max=3.0)
+    sensitivity_draws: int = field(500, doc="weight perturbations drawn in the sensitivity "
+                                   "check", min=0, max=100000)
+    sensitivity_range: float = field(0.5, doc="each weight is multiplied by a factor drawn "
+                                     "uniformly in [1 - range, 1 + range]", min=0.0, max=1.0)
+    seed: int = field(20170401, doc="random seed of the sensitivity check (results are "
+                      "reproducible)")
+
+    def _check(self) -> list[str]:
+        t = list(self.overall_thresholds)
+        if len(t) != 3 or t != sorted(t, reverse=True):
+            return [f"overall_thresholds = {t}: give three decreasing breaks (◎, ○, △)"]
         return []
 
 
@@ -248,6 +285,7 @@ class Study:
     programme: Programme = field(Programme(), doc="programme")
     access: Access = field(Access(), doc="access settings")
     criterion: tuple[Criterion, ...] = field((), doc="rating criteria")
+    score: ScoreSettings = field(ScoreSettings(), doc="overall mark")
     maps: MapSettings = field(MapSettings(), doc="map settings")
     path: Path = dataclasses.field(default=Path("study.toml"), init=False, compare=False)
 
@@ -263,8 +301,11 @@ class Study:
         return out if out.is_absolute() else (self.folder / out).resolve()
 
     def section(self, name: str) -> Any:
-        """A top-level section by name (for fingerprints)."""
-        return getattr(self, name)
+        """A section by dotted name, e.g. ``"layers.dem"`` (for fingerprints)."""
+        value: Any = self
+        for part in name.split("."):
+            value = getattr(value, part)
+        return value
 
     def _check(self) -> list[str]:
         names = [s.name for s in self.scenario]

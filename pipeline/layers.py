@@ -19,8 +19,8 @@ import numpy as np
 import shapely
 from pyproj import CRS
 
-from pipeline.config import LayerSpec, RasterSpec, Study
-from pipeline.crs import check_metric, resolve_crs
+from pipeline.config import LayerSpec, Study
+from pipeline.crs import resolve_crs
 from pipeline.errors import CRSError, InputNotFoundError, LayerError, raise_all
 
 logger = logging.getLogger(__name__)
@@ -264,8 +264,3 @@ def read_parcels(study: Study, crs: CRS) -> gpd.GeoDataFrame:
 def study_area(parcels: gpd.GeoDataFrame, margin: float) -> shapely.Geometry:
     """The parcels' bounding box buffered by ``margin`` metres."""
     return shapely.box(*parcels.total_bounds).buffer(margin, join_style="mitre")
-
-
-def check_raster_spec(spec: RasterSpec, *, name: str, crs: CRS) -> None:
-    """Raise CRSError when ``crs`` is not metric (rasters are warped into it)."""
-    check_metric(crs, what=f"study CRS for layer {name!r} ({spec.path})")

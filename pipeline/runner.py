@@ -119,29 +119,30 @@ class Context:
         spec = getattr(self.study.layers, name)
         if spec is None:
             return None
-        key = f"_vector_{name}"
-        if key not in self.__dict__:
-            self.__dict__[key] = layers.read_vector(
-                spec, name=name, crs=self.crs, family=family, columns=columns,
-                study_area=self.area)
-        return self.__dict__[key]
+        return self.cached(f"vector:{name}", lambda: layers.read_vector(
+            spec, name=name, crs=self.crs, family=family, columns=columns, study_area=self.area))
+
+    def cached(self, key: str, factory: Callable[[], Any]) -> Any:
+        """``factory()``, computed once per run and kept under ``key``."""
+        cache = self.__dict__.setdefault("_cache", {})
+        if key not in cache:
+            cache[key] = factory()
+        return cache[key]
 
     def raster(self, spec: RasterSpec | Path, name: str) -> Path:
         """A raster in the study CRS: the file itself, or a warped copy in the state folder."""
         from pipeline.raster import open_raster_checked, warp_raster
 
         path = spec.path if isinstance(spec, RasterSpec) else spec
-        declared = spec.crs if isinstance(spec, RasterSpec) else ""
-        info = open_raster_checked(path, layer=name, crs=declared or None)
-        layers.check_raster_spec(RasterSpec(path=path), name=name, crs=self.crs)
-        if info.crs.equals(self.crs, ignore_axis_order=True):
+        info = open_raster_checked(path, layer=name)
+        if CRS.from_user_input(info.crs.to_wkt()).equals(self.crs, ignore_axis_order=True):
             return path
         digest = file_digest(path, self._digest_cache)[:16]
         target = self.state_dir / "warped" / f"{name}-{digest}-{self.crs.to_epsg()}.tif"
         if not target.exists():
             logger.info("layer %r (%s): warping from %s to %s", name, path,
                         info.crs.to_string(), self.crs.to_string())
-            warp_raster(path, target, crs=self.crs, src_crs=info.crs)
+            warp_raster(path, target, crs=self.crs, layer=name)
         return target
 
     @functools.cached_property

@@ -58,7 +58,9 @@ def test_bundled_study_matches_the_demo_template():
 
 
 def test_every_problem_is_listed_once_with_key_value_and_allowed(tmp_path):
-    text = MINIMAL.replace('name = "Demo"', 'name = "Demo"\ncrs = 5') + """
+    text = (
+        MINIMAL.replace('name = "Demo"', 'name = "Demo"\ncrs = 5')
+        + """
 [zoning]
 coverage_ratio = 1.4
 far = "two"
@@ -67,6 +69,7 @@ zone_kind = "residental"
 name = "ts"
 kind = "tsunami"
 """
+    )
     with pytest.raises(ConfigError) as info:
         load_study(write(tmp_path, text))
     msg = str(info.value)
@@ -74,16 +77,21 @@ kind = "tsunami"
     assert "study.crs = 5: expected a string" in msg
     assert "zoning.coverage_ratio = 1.4: must be at most 1.0" in msg
     assert "zoning.far = 'two': expected a number" in msg
-    assert "zoning.zone_kind = 'residental': expected one of 'residential', 'other' " \
-           "(did you mean 'residential'?)" in msg
+    assert (
+        "zoning.zone_kind = 'residental': expected one of 'residential', 'other' "
+        "(did you mean 'residential'?)" in msg
+    )
     assert "needs `depth`" in msg
     assert str(tmp_path) in msg
 
 
 def test_unknown_key_suggests_the_nearest(tmp_path):
     text = MINIMAL.replace('path = "parcels.gpkg"', 'path = "parcels.gpkg"\nidcolumn = "x"')
-    with pytest.raises(ConfigError, match=r"unknown key 'layers.parcels.idcolumn'; did you mean "
-                                          r"'layers.parcels.id_column'\?"):
+    with pytest.raises(
+        ConfigError,
+        match=r"unknown key 'layers.parcels.idcolumn'; did you mean "
+        r"'layers.parcels.id_column'\?",
+    ):
         load_study(write(tmp_path, text))
 
 
@@ -92,13 +100,30 @@ def test_unknown_section_is_an_error(tmp_path):
         load_study(write(tmp_path, MINIMAL + "\n[zonning]\nfar = 2.0\n"))
 
 
-@pytest.mark.parametrize("text, match", [
-    ("[zoning]\ncoverage_ratio = -0.1", r"zoning.coverage_ratio = -0.1: must be greater than 0.0"),
-    ("[zoning]\nfar = 0", r"zoning.far = 0.0: must be greater than 0.0"),
-    ("[programme]\nparking_need = 2.5", r"programme.parking_need = 2.5: expected a whole number"),
-    ("[hazard]\ndepth_classes = [0.3, 'x']", r"hazard.depth_classes\[1\] = 'x': expected a number"),
-    ("[[criterion]]\nmetric = 'a'\nthresholds = [1, 2]", r"give three breaks"),
-])
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        (
+            "[zoning]\ncoverage_ratio = -0.1",
+            r"zoning.coverage_ratio = -0.1: must be greater than 0.0",
+        ),
+        ("[zoning]\nfar = 0", r"zoning.far = 0.0: must be greater than 0.0"),
+        (
+            "[programme]\nparking_need = 2.5",
+            r"programme.parking_need = 2.5: expected a whole number",
+        ),
+        (
+            "[hazard]\ndepth_classes = [0.3, 'x']",
+            r"hazard.depth_classes\[1\] = 'x': expected a number",
+        ),
+        (
+            "[[criterion]]\nmetric = 'a'\nthresholds = [1, 2]",
+            r"give three breaks \(◎, ○, △\) or one",
+        ),
+        ("[[criterion]]\nmetric = 'a'\nthresholds = [1, 2, 3]", r"the breaks must be decreasing"),
+        ("[score]\noverall_thresholds = [1, 2, 3]", r"three decreasing breaks"),
+    ],
+)
 def test_bad_values(tmp_path, text, match):
     with pytest.raises(ConfigError, match=match):
         load_study(write(tmp_path, MINIMAL + text))
@@ -135,5 +160,6 @@ def test_schema_lists_every_key():
 
 def test_study_from_dict_names_the_file():
     with pytest.raises(ConfigError, match=r"study file x\.toml: missing key study"):
-        study_from_dict({"layers": {"parcels": {"path": "a"}, "dem": {"path": "b"}}},
-                        Path("x.toml"))
+        study_from_dict(
+            {"layers": {"parcels": {"path": "a"}, "dem": {"path": "b"}}}, Path("x.toml")
+        )

@@ -1,0 +1,100 @@
+"""The stage registry: what each stage reads, which settings it uses, what it writes.
+
+=========  ==============================  ==========================================
+stage      reads                           writes (in the study's output folder)
+=========  ==============================  ==========================================
+hazard     parcels, DEM, depth rasters      stages/hazard.parquet
+envelope   parcels, DEM, roads; hazard      stages/envelope.parquet
+access     parcels, roads, poi, population, stages/access.parquet, stages/routes.gpkg,
+           DEM                              stages/isochrones.gpkg
+score      hazard, envelope, access         sites.csv, sites.gpkg, comparison.html/.csv
+maps       all of the above                 index.html, figures
+=========  ==============================  ==========================================
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.config import Study
+from pipeline.runner import Stage
+
+
+def layer_files(path: Path | None) -> list[Path]:
+    """A layer's file plus the side-car files a Shapefile needs.
+
+    Examples
+    --------
+    >>> [p.name for p in layer_files(Path("roads.shp"))]
+    ['roads.shp', 'roads.shx', 'roads.dbf', 'roads.prj', 'roads.cpg']
+    >>> layer_files(None)
+    []
+    """
+    if path is None:
+        return []
+    if path.suffix.lower() == ".shp":
+        return [path] + [path.with_suffix(s) for s in (".shx", ".dbf", ".prj", ".cpg")]
+    return [path]
+
+
+def _optional(study: Study, name: str) -> list[Path]:
+    spec = getattr(study.layers, name)
+    return layer_files(spec.path) if spec is not None else []
+
+
+def hazard_inputs(study: Study) -> list[Path]:
+    files = layer_files(study.layers.parcels.path) + [study.layers.dem.path]
+    return files + [s.depth for s in study.scenario if s.depth is not None]
+
+
+def envelope_inputs(study: Study) -> list[Path]:
+    return (layer_files(study.layers.parcels.path) + [study.layers.dem.path]
+            + _optional(study, "roads"))
+
+
+def access_inputs(study: Study) -> list[Path]:
+    return (layer_files(study.layers.parcels.path) + [study.layers.dem.path]
+            + _optional(study, "roads") + _optional(study, "poi") + _optional(study, "population"))
+
+
+def score_inputs(study: Study) -> list[Path]:
+    return layer_files(study.layers.parcels.path)
+
+
+def maps_inputs(study: Study) -> list[Path]:
+    return hazard_inputs(study) + _optional(study, "roads") + _optional(study, "poi")
+
+
+def _run(module: str):  # type: ignore[no-untyped-def]
+    def run(ctx):  # type: ignore[no-untyped-def]
+        import importlib
+
+        return importlib.import_module(f"pipeline.{module}").run_stage(ctx)
+
+    return run
+
+
+STAGES: dict[str, Stage] = {
+    "hazard": Stage("hazard", (), ("study", "hazard", "scenario", "layers.parcels",
+                                         "layers.dem"), hazard_inputs,
+                    _run("hazard")),
+    "envelope": Stage("envelope", ("hazard",), ("study", "zoning", "programme",
+                                                     "layers.parcels", "layers.dem", "layers.roads"),
+                      envelope_inputs, _run("envelope")),
+    "access": Stage("access", (), ("study", "access", "layers"), access_inputs, _run("access")),
+    "score": Stage("score", ("hazard", "envelope", "access"), ("study", "criterion", "score"),
+                   score_inputs, _run("score"), options=("lang",)),
+    "maps": Stage("maps", ("hazard", "envelope", "access", "score"),
+                  ("study", "maps", "scenario", "layers", "hazard"), maps_inputs, _run("maps"),
+                  options=("offline", "lang")),
+}
+"""Stages in the order ``siteplan run`` runs them."""
+
+OUTPUTS: dict[str, tuple[str, ...]] = {
+    "hazard": ("stages/hazard.parquet",),
+    "envelope": ("stages/envelope.parquet",),
+    "access": ("stages/access.parquet", "stages/routes.gpkg", "stages/isochrones.gpkg"),
+    "score": ("sites.csv", "sites.gpkg", "comparison.html", "comparison.csv"),
+    "maps": ("index.html", "figures/overlay.png", "figures/profiles.png"),
+}
+"""Files each stage writes, relative to the output folder (for the overwrite guard)."""
