@@ -189,17 +189,52 @@ class Zoning:
                                         unit="m", gt=0.0)
     front_road_tolerance: float = field(2.0, doc="a road within this distance of the parcel "
                                         "boundary fronts it", unit="m", min=0.0)
+    coverage_column: str = field("coverage_ratio", doc="parcel column overriding coverage_ratio")
+    far_column: str = field("far", doc="parcel column overriding far")
+    zone_kind_column: str = field("zone_kind", doc="parcel column overriding zone_kind")
+    corner_column: str = field("corner", doc="parcel column flagging corner lots (+10 % "
+                               "coverage)")
+    road_width_column: str = field("front_road_width", doc="parcel column giving the fronting "
+                                   "road width where the road layer cannot", unit="m")
+    setback: float = field(0.0, doc="distance kept free along the parcel boundary", unit="m",
+                           min=0.0)
+    max_slope: float = field(0.0, doc="ground steeper than this is not buildable (0: no limit)",
+                             unit="degree", min=0.0, max=90.0)
+    exclude_below: str = field("", doc="scenario whose water level excludes the ground below "
+                               "it from the buildable area ('' for none)")
 
 
 @dataclass(frozen=True)
 class Programme:
     """``[programme]``: what the building must hold."""
 
-    floor_area: float = field(0.0, doc="required total floor area (0: none given)", unit="m2",
-                              min=0.0)
+    floor_area: float = field(0.0, doc="required total floor area; 0 means: compute it from "
+                              "`packaged`/`file` and `use`", unit="m2", min=0.0)
+    packaged: str = field("", doc="a programme shipped with siteplan (hamanaka_2017, "
+                          "oyabe_2024, goka_2025)")
+    file: Path | None = field(None, doc="a programme TOML file of the same schema "
+                              "(pipeline/data/README.md)")
+    use: str = field("", doc="which table of the programme file gives the floor area "
+                     "(e.g. 'mlit', 'bond_rule', 'rooms')")
+    evacuation_people: int = field(0, doc="people the building shelters", min=0)
+    evacuation_area_per_person: float = field(2.0, doc="evacuation space per person",
+                                              unit="m2", gt=0.0)
+    other_ground_use: float = field(0.0, doc="ground kept for other uses (plaza, access, "
+                                    "green) besides building and parking", unit="m2", min=0.0)
     parking_need: int = field(0, doc="parking stalls needed", unit="stalls", min=0)
     stall_area: float = field(25.0, doc="ground per stall, aisles included", unit="m2", gt=0.0)
     max_storeys: int = field(6, doc="largest storey count considered", min=1, max=60)
+    pad_elevation_column: str = field("pad_elevation", doc="parcel column with the design pad "
+                                      "level for earthwork; parcels without one are levelled "
+                                      "where cut balances fill", unit="m T.P.")
+
+    def _check(self) -> list[str]:
+        sources = [bool(self.floor_area), bool(self.packaged), self.file is not None]
+        if sum(sources) > 1:
+            return ["give the floor area one way: floor_area, packaged or file"]
+        if (self.packaged or self.file is not None) and not self.use:
+            return ["`use` must name the table of the programme file that gives the floor area"]
+        return []
 
 
 @dataclass(frozen=True)
@@ -217,6 +252,13 @@ class Access:
                                       "an entrance", unit="m", min=0.0)
     walk_minutes: float = field(15.0, doc="walking time the population should reach the site "
                                 "within", unit="min", gt=0.0)
+    observer_height: float = field(1.5, doc="eye height of the observer at the town centre for "
+                                   "the visibility of each site", unit="m", min=0.0)
+    target_height: float = field(0.0, doc="height above ground of the points of the site that "
+                                 "should be seen (0: the ground)", unit="m", min=0.0)
+    isochrone_minutes: tuple[float, ...] = field((5.0, 10.0, 15.0), doc="walking times of the "
+                                                 "isochrones drawn around each site", unit="min",
+                                                 gt=0.0)
 
 
 @dataclass(frozen=True)

@@ -116,6 +116,8 @@ def _collect_ways(path: Path) -> tuple[list[list[object]], list[float], list[int
     parts: list[int] = []
     skipped = 0
     for way in processor:
+        if not isinstance(way, osmium.osm.Way):  # the filters let only ways through
+            continue
         refs = [(n.ref, n.lon, n.lat) for n in way.nodes if n.location.valid()]
         if len(refs) < 2:
             skipped += 1

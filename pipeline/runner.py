@@ -122,6 +122,19 @@ class Context:
         return self.cached(f"vector:{name}", lambda: layers.read_vector(
             spec, name=name, crs=self.crs, family=family, columns=columns, study_area=self.area))
 
+    @property
+    def roads(self) -> gpd.GeoDataFrame | None:
+        """The road layer in the study CRS: a vector layer, or an OpenStreetMap file."""
+        spec = self.study.layers.roads
+        if spec is None:
+            return None
+        name = spec.path.name.lower()
+        if name.endswith((".osm", ".osm.bz2", ".pbf", ".osm.pbf")):
+            from pipeline.osm import read_osm_roads
+
+            return self.cached("vector:roads", lambda: read_osm_roads(spec.path).to_crs(self.crs))
+        return self.vector("roads", "line")
+
     def cached(self, key: str, factory: Callable[[], Any]) -> Any:
         """``factory()``, computed once per run and kept under ``key``."""
         cache = self.__dict__.setdefault("_cache", {})

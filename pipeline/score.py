@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -187,3 +189,62 @@ def weight_sensitivity(
     winners = np.argmax(scores, axis=1)
     counts = np.bincount(winners, minlength=len(index))
     return pd.Series(counts / n, index=index, name="first_share")
+
+
+# --------------------------------------------------------------------------- the stage
+
+
+def sites_table(parcels: Any, parts: Sequence[pd.DataFrame]) -> Any:
+    """Parcels (geometry and attributes) joined with the stages' tables, one row per site."""
+    frame = parcels.drop(columns=[c for c in parcels.columns if c == "site_id"])
+    for part in parts:
+        frame = frame.join(part.drop(columns=[c for c in part.columns if c in frame.columns]))
+    return frame
+
+
+def run_stage(ctx: Any) -> tuple[dict[str, Path], str]:
+    """The ``score`` stage: the sites table (CSV, GeoPackage) and the comparison table."""
+    from pipeline._io import write_atomic, write_frame, write_text
+    from pipeline.qgis import add_layer_style
+    from pipeline.report import comparison_html, comparison_table
+
+    study = ctx.study
+    parts = [ctx.stage_frame(name) for name in ("hazard", "envelope", "access")]
+    sites = sites_table(ctx.parcels, parts)
+    criteria = study.criterion
+    if criteria:
+        ratings = rate_sites(sites, criteria, study.score)
+        ratings["first_share"] = weight_sensitivity(ratings, criteria, study.score)
+        sites = sites.join(ratings)
+    lang = ctx.options.lang or study.study.lang
+    out = ctx.output
+    def gpkg(tmp: Path) -> None:
+        _gpkg_ready(sites).to_file(tmp, layer="sites", driver="GPKG", engine="pyogrio")
+        add_layer_style(tmp, "sites", marks="overall" in sites)
+
+    paths = {
+        "sites_csv": write_frame(out / "sites.csv", sites.drop(columns=sites.geometry.name)),
+        "sites_gpkg": write_atomic(out / "sites.gpkg", gpkg),
+    }
+    if criteria:
+        table = comparison_table(sites, criteria, lang=lang)
+        paths["comparison_csv"] = write_frame(out / "comparison.csv", table)
+        paths["comparison_html"] = write_text(out / "comparison.html", comparison_html(
+            table, title=study.maps.title or study.study.name, lang=lang))
+        best = sites.sort_values("rank").iloc[0]
+        summary = (f"{len(sites)} sites rated on {len(criteria)} criteria; overall "
+                   + " ".join(f"{i}:{m}" for i, m in sites["overall"].items())
+                   + f"; first: {best.name} ({best['first_share']:.0%} of weight draws)")
+    else:
+        summary = f"{len(sites)} sites, no criteria to rate ([[criterion]] in the study)"
+    return paths, summary
+
+
+def _gpkg_ready(sites: Any) -> Any:
+    """A copy GeoPackage can store: object columns as text, booleans kept."""
+    out = sites.copy()
+    for c in out.columns:
+        if c != out.geometry.name and out[c].dtype == object:
+            out[c] = out[c].astype(str)
+    out.index = out.index.astype(str)
+    return out.reset_index()

@@ -93,7 +93,8 @@ STAGES: dict[str, Stage] = {
 OUTPUTS: dict[str, tuple[str, ...]] = {
     "hazard": ("stages/hazard.parquet",),
     "envelope": ("stages/envelope.parquet",),
-    "access": ("stages/access.parquet", "stages/routes.gpkg", "stages/isochrones.gpkg"),
+    "access": ("stages/access.parquet", "stages/routes.gpkg", "stages/profiles.parquet",
+               "stages/isochrones.gpkg"),
     "score": ("sites.csv", "sites.gpkg", "comparison.html", "comparison.csv"),
     "maps": ("index.html", "figures/overlay.png", "figures/profiles.png"),
 }
