@@ -263,7 +263,7 @@ def run_stage(ctx: Any) -> tuple[dict[str, Path], str]:
     population = ctx.vector("population", "point", (pop_spec.count_column,)) if pop_spec else None
     result = access_table(
         ctx.parcels, net, settings, centre=centre, street=settings.central_street,
-        dem=ctx.raster(study.layers.dem, "dem"), population=population,
+        dem=ctx.dem, population=population,
         count_column=pop_spec.count_column if pop_spec else "people",
         name_column=study.layers.roads.name_column)
     paths = {

@@ -171,7 +171,7 @@ def check(study: Path | None) -> None:
     parcels = ctx.parcels
     for name, family in (("roads", "line"), ("poi", "point"), ("population", "point")):
         ctx.vector(name, family)
-    ctx.raster(loaded.layers.dem, "dem")
+    _ = ctx.dem
     for sc in loaded.scenario:
         if sc.depth is not None:
             ctx.raster(sc.depth, sc.name)

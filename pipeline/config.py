@@ -72,15 +72,17 @@ class ParcelsSpec(LayerSpec):
 class RasterSpec:
     """A raster layer (GeoTIFF, or GSI DEM XML tiles for the DEM)."""
 
-    path: Path = field(doc="GeoTIFF file")
+    path: Path = field(doc="GeoTIFF file (for the DEM also a GSI JPGIS .xml tile or a folder "
+                       "of them)")
 
 
 @dataclass(frozen=True)
 class DemSpec(RasterSpec):
     """``[layers.dem]``: ground elevation in m T.P."""
 
-    kind: str = field("laser5m", doc="DEM kind, sets the default vertical accuracy: laser5m "
-                      "(0.3 m), photo5m (0.7 m), contour10m (5 m), other")
+    kind: str = field("auto", doc="DEM kind, sets the default vertical accuracy: laser5m "
+                      "(0.3 m), photo5m (0.7 m), contour10m (5 m), other; auto: from the "
+                      "GeoTIFF's VERTICAL_ACCURACY_M tag (written for GSI tiles), else laser5m")
     vertical_accuracy: float = field(0.0, doc="vertical accuracy; 0 means the kind's default",
                                      unit="m", min=0.0)
 

@@ -666,9 +666,19 @@ def _write_raster(path: Path, array: np.ndarray, transform: Any) -> None:
 
 
 def _write_gpkg(frame: Any, path: Path, layer: str) -> None:
-    """One-layer GeoPackage, replacing the file."""
+    """One-layer GeoPackage, replacing the file; byte-identical on every run.
+
+    GDAL stamps GeoPackages with the current time unless ``OGR_CURRENT_DATE`` is set.
+    """
+    import pyogrio
+
     path.unlink(missing_ok=True)
-    frame.to_file(path, layer=layer, driver="GPKG", engine="pyogrio")
+    before = pyogrio.get_gdal_config_option("OGR_CURRENT_DATE")
+    pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": "2017-07-01T00:00:00.000Z"})
+    try:
+        frame.to_file(path, layer=layer, driver="GPKG", engine="pyogrio")
+    finally:
+        pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": before})
 
 
 # --------------------------------------------------------------------------- the study file

@@ -200,7 +200,7 @@ def exclusion_areas(ctx: Any) -> gpd.GeoDataFrame | None:
         level = hazard[f"{scenario.name}_level"]
     if z.max_slope <= 0 and level is None:
         return None
-    return unbuildable_ground(ctx.parcels, ctx.raster(ctx.study.layers.dem, "dem"),
+    return unbuildable_ground(ctx.parcels, ctx.dem,
                               max_slope=z.max_slope or None, below=level)
 
 
@@ -275,7 +275,7 @@ def run_stage(ctx: Any) -> tuple[dict[str, Path], str]:
                            floor_area=floor_area,
                            width_column=roads_spec.width_column if roads_spec else "width",
                            exclusions=exclusion_areas(ctx))
-    earth = cut_fill(ctx.parcels, ctx.raster(study.layers.dem, "dem"),
+    earth = cut_fill(ctx.parcels, ctx.dem,
                      pad_elevation=pad_levels(ctx.parcels, study.programme.pad_elevation_column))
     table = pd.concat([table, earth[["pad_elevation_used", "cut_m3", "fill_m3", "net_m3"]]],
                       axis=1)

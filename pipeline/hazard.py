@@ -36,8 +36,12 @@ DEM_ACCURACY = {"laser5m": 0.3, "photo5m": 0.7, "contour10m": 5.0}
 5 m photogrammetric DEM (DEM5B/C) about 0.7 m, 10 m contour DEM (DEM10B) about 5 m."""
 
 
-def dem_accuracy(spec: DemSpec) -> float:
-    """The DEM's vertical accuracy in metres: given, or the kind's default.
+def dem_accuracy(spec: DemSpec, tags: Mapping[str, str] | None = None) -> float:
+    """The DEM's vertical accuracy in metres: given, or from its kind.
+
+    With ``kind = "auto"`` the GeoTIFF's ``VERTICAL_ACCURACY_M`` tag (which siteplan
+    writes when it converts GSI tiles) is used, else the 5 m laser DEM's 0.3 m with
+    a warning.
 
     Examples
     --------
@@ -46,9 +50,18 @@ def dem_accuracy(spec: DemSpec) -> float:
     5.0
     >>> dem_accuracy(DemSpec(path=Path("dem.tif"), kind="other", vertical_accuracy=1.5))
     1.5
+    >>> dem_accuracy(DemSpec(path=Path("dem.xml")), {"VERTICAL_ACCURACY_M": "0.7"})
+    0.7
     """
     if spec.vertical_accuracy > 0:
         return spec.vertical_accuracy
+    if spec.kind == "auto":
+        tagged = (tags or {}).get("VERTICAL_ACCURACY_M", "")
+        if tagged:
+            return float(tagged)
+        logger.warning("layer 'dem' (%s): vertical accuracy unknown, assuming 0.3 m (5 m laser "
+                       "DEM); set [layers.dem] kind or vertical_accuracy", spec.path)
+        return DEM_ACCURACY["laser5m"]
     if spec.kind not in DEM_ACCURACY:
         from pipeline.errors import ConfigError
 
@@ -327,7 +340,7 @@ def run_stage(ctx: Any) -> tuple[dict[str, Path], str]:
 
     study = ctx.study
     s = study.hazard
-    rasters = {"dem": ctx.raster(study.layers.dem, "dem")}
+    rasters = {"dem": ctx.dem}
     problems = []
     for sc in study.scenario:
         if sc.depth is not None:
@@ -345,7 +358,11 @@ def run_stage(ctx: Any) -> tuple[dict[str, Path], str]:
     ground = stats.rename(columns={"dem_slope_mean": "slope_mean", "dem_slope_max": "slope_max"})
     depths = {sc.name: d for sc in study.scenario
               if (d := _depth_stats(ctx, sc, stats)) is not None}
-    table = hazard_table(ground, depths, study.scenario, s, dem_accuracy(study.layers.dem))
+    import rasterio
+
+    with rasterio.open(rasters["dem"]) as ds:
+        tags = ds.tags()
+    table = hazard_table(ground, depths, study.scenario, s, dem_accuracy(study.layers.dem, tags))
     out = ctx.stage_path("hazard")
     write_frame(out, table)
     return {"hazard": out}, summarise(table, study.scenario)

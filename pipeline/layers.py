@@ -170,7 +170,7 @@ def read_vector(
     >>> gdf = read_vector(LayerSpec(path=folder / "p.gpkg"), name="parcels",
     ...                   crs=CRS.from_epsg(6681), family="polygon")
     >>> gdf.crs.to_epsg(), round(gdf.area.iloc[0] / 1e4)
-    (6681, 89)
+    (6681, 91)
     """
     gdf = _read_file(spec, name)
     where = _where(name, spec.path)

@@ -123,6 +123,33 @@ class Context:
             spec, name=name, crs=self.crs, family=family, columns=columns, study_area=self.area))
 
     @property
+    def dem(self) -> Path:
+        """The DEM in the study CRS; GSI JPGIS XML tiles (a .xml file or a folder of them)
+        are first mosaicked into a GeoTIFF in the state folder."""
+        spec = self.study.layers.dem
+        path = spec.path
+        if path.is_dir() or path.suffix.lower() == ".xml":
+            return self.cached("dem", lambda: self.raster(self._gsi_mosaic(path), "dem"))
+        return self.cached("dem", lambda: self.raster(spec, "dem"))
+
+    def _gsi_mosaic(self, path: Path) -> Path:
+        from pipeline.errors import InputNotFoundError
+        from pipeline.gsi import gsi_to_geotiff
+
+        tiles = sorted(path.glob("*.xml")) if path.is_dir() else [path]
+        if not tiles or not all(t.exists() for t in tiles):
+            raise InputNotFoundError(f"layer 'dem' ({path}): no GSI DEM XML tile found; point "
+                                     "[layers.dem] path at a GeoTIFF, a .xml tile or a folder "
+                                     "of .xml tiles")
+        digest = text_digest("".join(file_digest(t, self._digest_cache) for t in tiles))[:16]
+        target = self.state_dir / "gsi" / f"dem-{digest}.tif"
+        if not target.exists():
+            logger.info("layer 'dem': mosaicking %d GSI DEM tile(s) into %s", len(tiles), target)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            gsi_to_geotiff(tiles, target)
+        return target
+
+    @property
     def roads(self) -> gpd.GeoDataFrame | None:
         """The road layer in the study CRS: a vector layer, or an OpenStreetMap file."""
         spec = self.study.layers.roads
@@ -248,9 +275,11 @@ class Runner:
         """Refuse to replace files siteplan did not write, and never write over an input."""
         inputs = {p.resolve() for stage in self.stages.values() for p in stage.inputs(self.ctx.study)}
         out = self.ctx.output.resolve()
-        if out in inputs or any(out == p.parent and p.name.startswith(STAGES_DIR) for p in inputs):
-            raise OutputError(f"output folder {out} is an input of the study; choose another "
-                              "[study] output")
+        holding = sorted(str(p) for p in inputs if p == out or out in p.parents)
+        if holding:
+            raise OutputError(f"output folder {out} holds input {holding[0]} of the study: "
+                              "siteplan never writes beside a user's inputs; choose a separate "
+                              "[study] output folder")
         owned = {p for rec in self.state["stages"].values() for p in rec.get("paths", {})}
         for target in _declared_outputs(self.ctx, name):
             resolved = target.resolve()

@@ -37,23 +37,29 @@ def layer_files(path: Path | None) -> list[Path]:
     return [path]
 
 
+def dem_files(study: Study) -> list[Path]:
+    """The DEM file, or every GSI XML tile of a DEM folder."""
+    path = study.layers.dem.path
+    return sorted(path.glob("*.xml")) if path.is_dir() else [path]
+
+
 def _optional(study: Study, name: str) -> list[Path]:
     spec = getattr(study.layers, name)
     return layer_files(spec.path) if spec is not None else []
 
 
 def hazard_inputs(study: Study) -> list[Path]:
-    files = layer_files(study.layers.parcels.path) + [study.layers.dem.path]
+    files = layer_files(study.layers.parcels.path) + dem_files(study)
     return files + [s.depth for s in study.scenario if s.depth is not None]
 
 
 def envelope_inputs(study: Study) -> list[Path]:
-    return (layer_files(study.layers.parcels.path) + [study.layers.dem.path]
+    return (layer_files(study.layers.parcels.path) + dem_files(study)
             + _optional(study, "roads"))
 
 
 def access_inputs(study: Study) -> list[Path]:
-    return (layer_files(study.layers.parcels.path) + [study.layers.dem.path]
+    return (layer_files(study.layers.parcels.path) + dem_files(study)
             + _optional(study, "roads") + _optional(study, "poi") + _optional(study, "population"))
 
 

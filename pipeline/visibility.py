@@ -119,7 +119,7 @@ def _cell_centres(geom: shapely.Geometry, res: float, max_cells: int) -> np.ndar
 def _share_visible(z: np.ndarray, inv: object, viewpoint: shapely.Point, targets: np.ndarray,
                    res: float, observer_height: float, target_height: float) -> float:
     def to_pix(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        col, row = inv * (x, y)  # type: ignore[operator]
+        col, row = inv @ (x, y)  # type: ignore[operator]
         return np.asarray(col) - 0.5, np.asarray(row) - 0.5
 
     eye = _bilinear(z, *to_pix(np.array([viewpoint.x]), np.array([viewpoint.y])))[0]
