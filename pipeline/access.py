@@ -31,6 +31,8 @@ import shapely
 from pipeline import network as nw
 from pipeline.config import Access
 from pipeline.errors import LayerError, NetworkError
+from pipeline.parallel import point_distances
+from pipeline.runner import Options
 from pipeline.visibility import visible_share
 
 logger = logging.getLogger(__name__)
@@ -99,6 +101,7 @@ def population_reach(
     points: gpd.GeoDataFrame,
     index: pd.Index,
     settings: Access,
+    options: Any = None,
 ) -> pd.DataFrame:
     """Population-weighted mean and max distance to each site, and the share within walking time."""
     people = pd.to_numeric(population[count_column], errors="coerce").fillna(0).to_numpy()
@@ -107,7 +110,7 @@ def population_reach(
     if off.any():
         logger.warning("layer 'population': %d point(s) are more than 500 m from any road; "
                        "their walk includes that distance", int(off.sum()))
-    d = nw.point_distance_matrix(walk, population.geometry, points.geometry)
+    d = point_distances(options or Options(), walk, population.geometry, points.geometry)
     d = d + snap["connector"].to_numpy()[:, None] + points["connector"].to_numpy()[None, :]
     owners = pd.Index(points["site_id"])
     reach = settings.walk_speed * 1000 / 60 * settings.walk_minutes
@@ -137,6 +140,7 @@ def access_table(
     population: gpd.GeoDataFrame | None = None,
     count_column: str = "people",
     name_column: str = "name",
+    options: Any = None,
 ) -> AccessResult:
     """Access metrics, routes, profiles and isochrones for every parcel (pure: no file written).
 
@@ -194,7 +198,7 @@ def access_table(
         table["street_grade_max_pct"] = street_routes["max_grade_pct"]
     if population is not None and len(population):
         table = table.join(population_reach(walk, population, count_column, points,
-                                            parcels.index, settings))
+                                            parcels.index, settings, options))
     iso = _isochrones(walk, points, parcels.index, settings)
     return AccessResult(table, route_frame, pd.DataFrame(profiles), iso)
 
@@ -265,7 +269,7 @@ def run_stage(ctx: Any) -> tuple[dict[str, Path], str]:
         ctx.parcels, net, settings, centre=centre, street=settings.central_street,
         dem=ctx.dem, population=population,
         count_column=pop_spec.count_column if pop_spec else "people",
-        name_column=study.layers.roads.name_column)
+        name_column=study.layers.roads.name_column, options=ctx.options)
     paths = {
         "access": write_frame(ctx.stage_path("access"), result.table),
         "routes": write_frame(ctx.stage_path("routes", ".gpkg"), result.routes),

@@ -84,6 +84,14 @@ def _run_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--lang", type=click.Choice(["en", "ja"]), default=None,
                      help="Labels of tables and maps (default: the study's [study] lang)."),
         click.option("--no-progress", is_flag=True, help="No progress bars."),
+        click.option("--engine", type=click.Choice(["local", "dask"]), default="local",
+                     show_default=True, help="Run the raster and network work in this process, "
+                     "or on a Dask cluster."),
+        click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
+                     help="With --engine dask: workers of the local cluster."),
+        click.option("--scheduler", metavar="ADDRESS", default=None,
+                     help="With --engine dask: an existing Dask scheduler (tcp://host:port) "
+                          "instead of a local cluster."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -110,8 +118,11 @@ def _execute(study_path: Path | None, stages: list[str], **opts: Any) -> None:
     from pipeline.stages import STAGES
 
     study = _load(study_path)
+    if opts["scheduler"] and opts["engine"] != "dask":
+        raise click.UsageError("--scheduler needs --engine dask")
     options = Options(force=opts["force"], overwrite=opts["overwrite"], offline=opts["offline"],
-                      lang=opts["lang"], progress=not opts["no_progress"])
+                      lang=opts["lang"], progress=not opts["no_progress"],
+                      engine=opts["engine"], workers=opts["workers"], scheduler=opts["scheduler"])
     results = Runner(study, STAGES, options).run(stages)
     ran = sum(r.ran for r in results)
     logger.info("%s: %d stage(s) run, %d up to date; outputs in %s", study.study.name, ran,

@@ -51,10 +51,23 @@ class StudyInfo:
 class LayerSpec:
     """A vector layer: file, optional layer name inside it, optional declared CRS."""
 
-    path: Path = field(doc="file (GeoPackage, GeoJSON, Shapefile, GeoParquet)")
+    path: Path | None = field(None, doc="file (GeoPackage, GeoJSON, Shapefile, GeoParquet); "
+                              "or give `table`")
     layer: str = field("", doc="layer name inside a multi-layer file (GeoPackage)")
     crs: str = field("", doc="CRS to assume when the file declares none (e.g. 'EPSG:6681'); a "
                      "file that declares a different CRS is an error")
+    table: str = field("", doc="a PostGIS table ('schema.table') to read instead of a file; "
+                       "the connection comes from [database]")
+
+    def _check(self) -> list[str]:
+        if (self.path is None) == (not self.table):
+            return ["give either `path` (a file) or `table` (a PostGIS table), not both"]
+        return []
+
+    @property
+    def source(self) -> str:
+        """The file path or ``postgis:<table>``, for messages."""
+        return f"postgis:{self.table}" if self.table else str(self.path)
 
 
 @dataclass(frozen=True)
@@ -310,6 +323,17 @@ class ScoreSettings:
 
 
 @dataclass(frozen=True)
+class Database:
+    """``[database]``: a PostGIS database for layers and results (optional)."""
+
+    url_env: str = field("SITEPLAN_DATABASE_URL", doc="environment variable holding the "
+                         "connection string (postgresql://user:password@host/db); the "
+                         "connection string itself is never written to the study or outputs")
+    results_table: str = field("", doc="table ('schema.table') the score stage writes the sites "
+                               "table to ('' for none)")
+
+
+@dataclass(frozen=True)
 class MapSettings:
     """``[maps]``: the interactive map."""
 
@@ -331,6 +355,7 @@ class Study:
     criterion: tuple[Criterion, ...] = field((), doc="rating criteria")
     score: ScoreSettings = field(ScoreSettings(), doc="overall mark")
     maps: MapSettings = field(MapSettings(), doc="map settings")
+    database: Database = field(Database(), doc="PostGIS connection")
     path: Path = dataclasses.field(default=Path("study.toml"), init=False, compare=False)
 
     @property

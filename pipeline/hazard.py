@@ -336,7 +336,7 @@ def run_stage(ctx: Any) -> tuple[dict[str, Path], str]:
     from pipeline._io import write_frame
     from pipeline.errors import RasterError
     from pipeline.raster import check_depth_raster
-    from pipeline.zonal import zonal_stats
+    from pipeline.parallel import zonal
 
     study = ctx.study
     s = study.hazard
@@ -349,8 +349,8 @@ def run_stage(ctx: Any) -> tuple[dict[str, Path], str]:
     if problems:
         raise RasterError("; ".join(problems))
     depth_keys = [k for k in rasters if k != "dem"]
-    stats = zonal_stats(
-        ctx.parcels, rasters, stats=("min", "mean", "max", "count", "nodata", "area"),
+    stats = zonal(
+        ctx.options, ctx.parcels, rasters, stats=("min", "mean", "max", "count", "nodata", "area"),
         mode=s.mode, percentiles=(s.low_percentile,),
         classes={k: s.depth_classes for k in depth_keys},
         wet_threshold={k: s.wet_threshold for k in depth_keys}, slope="dem")

@@ -34,12 +34,18 @@ _FAMILIES = {
 }
 
 
-def _where(name: str, path: Path) -> str:
+def _where(name: str, path: Path | str) -> str:
     return f"layer {name!r} ({path})"
 
 
-def _read_file(spec: LayerSpec, name: str) -> gpd.GeoDataFrame:
+def _read_file(spec: LayerSpec, name: str, url_env: str = "SITEPLAN_DATABASE_URL"
+               ) -> gpd.GeoDataFrame:
+    if spec.table:
+        from pipeline.postgis import read_table
+
+        return read_table(spec.table, url_env=url_env, layer=name)
     path = spec.path
+    assert path is not None
     if not path.exists():
         raise InputNotFoundError(
             f"{_where(name, path)}: file does not exist; fix `path` in [layers.{name}] of the "
@@ -60,7 +66,7 @@ def _read_file(spec: LayerSpec, name: str) -> gpd.GeoDataFrame:
 
 
 def _assign_crs(gdf: gpd.GeoDataFrame, spec: LayerSpec, name: str) -> gpd.GeoDataFrame:
-    where = _where(name, spec.path)
+    where = _where(name, spec.source)
     if gdf.crs is None:
         if not spec.crs:
             raise CRSError(
@@ -75,7 +81,7 @@ def _assign_crs(gdf: gpd.GeoDataFrame, spec: LayerSpec, name: str) -> gpd.GeoDat
     return gdf
 
 
-def _repair(gdf: gpd.GeoDataFrame, name: str, path: Path, max_change: float,
+def _repair(gdf: gpd.GeoDataFrame, name: str, path: Path | str, max_change: float,
             id_column: str | None) -> gpd.GeoDataFrame:
     geoms = gdf.geometry.values
     invalid = ~shapely.is_valid(geoms)
@@ -133,6 +139,7 @@ def read_vector(
     study_area: shapely.Geometry | None = None,
     id_column: str | None = None,
     max_repair_change: float = 0.01,
+    url_env: str = "SITEPLAN_DATABASE_URL",
 ) -> gpd.GeoDataFrame:
     """Read one vector layer, check it, and reproject it into the study CRS.
 
@@ -154,6 +161,9 @@ def read_vector(
         Column that names features in messages.
     max_repair_change : float
         Largest relative area change accepted when repairing invalid polygons.
+    url_env : str
+        Environment variable with the PostGIS connection string (layers given by
+        ``table``).
 
     Returns
     -------
@@ -172,8 +182,8 @@ def read_vector(
     >>> gdf.crs.to_epsg(), round(gdf.area.iloc[0] / 1e4)
     (6681, 91)
     """
-    gdf = _read_file(spec, name)
-    where = _where(name, spec.path)
+    gdf = _read_file(spec, name, url_env)
+    where = _where(name, spec.source)
     gdf = _assign_crs(gdf, spec, name)
     problems = []
     if len(gdf) == 0:
@@ -196,7 +206,7 @@ def read_vector(
         problems.append(f"expected {family} geometries, found {kinds} ({_ids(gdf.loc[wrong], id_column)}); "
                         f"point [layers.{name}] at a {family} layer")
     raise_all(problems, LayerError, where)
-    gdf = _repair(gdf, name, spec.path, max_repair_change, id_column)
+    gdf = _repair(gdf, name, spec.source, max_repair_change, id_column)
     gdf = gdf.to_crs(crs)
     if study_area is not None and not gdf.geometry.intersects(study_area).any():
         raise LayerError(
@@ -227,7 +237,7 @@ def study_crs(study: Study) -> CRS:
     if study.study.crs != "auto":
         return resolve_crs(study.study.crs, lonlat_centre=None)
     spec = study.layers.parcels
-    gdf = _assign_crs(_read_file(spec, "parcels"), spec, "parcels")
+    gdf = _assign_crs(_read_file(spec, "parcels", study.database.url_env), spec, "parcels")
     lon, lat = gdf.to_crs(4326).union_all().envelope.centroid.coords[0]
     crs = resolve_crs("auto", lonlat_centre=(lon, lat))
     logger.info("study CRS: %s (%s), picked from the parcels' location", crs.to_string(), crs.name)
@@ -242,7 +252,8 @@ def read_parcels(study: Study, crs: CRS) -> gpd.GeoDataFrame:
     spec = study.layers.parcels
     gdf = read_vector(spec, name="parcels", crs=crs, family="polygon",
                       columns=(spec.id_column,), id_column=spec.id_column,
-                      max_repair_change=spec.max_repair_change)
+                      max_repair_change=spec.max_repair_change,
+                      url_env=study.database.url_env)
     ids = gdf[spec.id_column]
     problems = []
     if ids.isna().any():
@@ -251,7 +262,7 @@ def read_parcels(study: Study, crs: CRS) -> gpd.GeoDataFrame:
     if dupes:
         problems.append(f"duplicate {spec.id_column} values: {', '.join(dupes[:10])}; "
                         "each parcel needs a unique id")
-    raise_all(problems, LayerError, _where("parcels", spec.path))
+    raise_all(problems, LayerError, _where("parcels", spec.source))
     gdf = gdf.set_index(gdf[spec.id_column].astype(str).rename("site_id"))
     if spec.name_column not in gdf.columns:
         gdf["name"] = gdf.index

@@ -47,6 +47,9 @@ class Options:
     offline: bool | None = None
     lang: str | None = None
     progress: bool = True
+    engine: str = "local"
+    workers: int = 2
+    scheduler: str | None = None
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,8 @@ class Stage:
     sections : tuple of str
         Study-file sections that change its result.
     inputs : callable
-        ``inputs(study) -> list of Path``: the input files it reads.
+        ``inputs(study) -> list of Path or str``: the input files it reads (``str``:
+        ``"postgis:<table>"`` for a database table).
     run : callable
         ``run(ctx) -> (outputs, summary)``: writes outputs (atomically) and returns
         ``{key: path}`` and a one-line summary.
@@ -73,7 +77,7 @@ class Stage:
     name: str
     upstream: tuple[str, ...]
     sections: tuple[str, ...]
-    inputs: Callable[[Study], list[Path]]
+    inputs: Callable[[Study], list[Path | str]]
     run: Callable[[Context], tuple[dict[str, Path], str]]
     options: tuple[str, ...] = ()
 
@@ -120,7 +124,8 @@ class Context:
         if spec is None:
             return None
         return self.cached(f"vector:{name}", lambda: layers.read_vector(
-            spec, name=name, crs=self.crs, family=family, columns=columns, study_area=self.area))
+            spec, name=name, crs=self.crs, family=family, columns=columns, study_area=self.area,
+            url_env=self.study.database.url_env))
 
     @property
     def dem(self) -> Path:
@@ -155,7 +160,7 @@ class Context:
         spec = self.study.layers.roads
         if spec is None:
             return None
-        name = spec.path.name.lower()
+        name = spec.path.name.lower() if spec.path is not None else ""
         if name.endswith((".osm", ".osm.bz2", ".pbf", ".osm.pbf")):
             from pipeline.osm import read_osm_roads
 
@@ -252,8 +257,16 @@ class Runner:
         stage = self.stages[name]
         study = self.ctx.study
         cache = self.state["digests"]
-        files = {str(p): file_digest(p, cache) for p in stage.inputs(study) if p.exists()}
-        missing = [str(p) for p in stage.inputs(study) if not p.exists()]
+        inputs = stage.inputs(study)
+        paths = [p for p in inputs if isinstance(p, Path)]
+        files = {str(p): file_digest(p, cache) for p in paths if p.exists()}
+        missing = [str(p) for p in paths if not p.exists()]
+        tables = [t for t in inputs if isinstance(t, str)]
+        if tables:
+            from pipeline.postgis import database_url, table_digest
+
+            url = database_url(study)
+            files.update({t: table_digest(url, t.removeprefix("postgis:")) for t in tables})
         upstream = {up: self.state["stages"].get(up, {}).get("outputs", {})
                     for up in stage.upstream}
         opts = {o: getattr(self.ctx.options, o) for o in stage.options}
@@ -273,7 +286,8 @@ class Runner:
 
     def _guard_outputs(self, name: str) -> None:
         """Refuse to replace files siteplan did not write, and never write over an input."""
-        inputs = {p.resolve() for stage in self.stages.values() for p in stage.inputs(self.ctx.study)}
+        inputs = {p.resolve() for stage in self.stages.values() for p in stage.inputs(self.ctx.study)
+                  if isinstance(p, Path)}
         out = self.ctx.output.resolve()
         holding = sorted(str(p) for p in inputs if p == out or out in p.parents)
         if holding:

@@ -226,6 +226,11 @@ def run_stage(ctx: Any) -> tuple[dict[str, Path], str]:
         "sites_csv": write_frame(out / "sites.csv", sites.drop(columns=sites.geometry.name)),
         "sites_gpkg": write_atomic(out / "sites.gpkg", gpkg),
     }
+    if study.database.results_table:
+        from pipeline.postgis import write_table
+
+        write_table(_gpkg_ready(sites), study.database.results_table,
+                    url_env=study.database.url_env)
     if criteria:
         table = comparison_table(sites, criteria, lang=lang)
         paths["comparison_csv"] = write_frame(out / "comparison.csv", table)

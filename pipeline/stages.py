@@ -16,12 +16,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.config import Study
+from pipeline.config import LayerSpec, Study
 from pipeline.runner import Stage
 
 
-def layer_files(path: Path | None) -> list[Path]:
-    """A layer's file plus the side-car files a Shapefile needs.
+def layer_files(spec: LayerSpec | Path | None) -> list[Path | str]:
+    """A layer's file plus the side-car files a Shapefile needs; ``postgis:<table>`` for a
+    database layer.
 
     Examples
     --------
@@ -29,7 +30,14 @@ def layer_files(path: Path | None) -> list[Path]:
     ['roads.shp', 'roads.shx', 'roads.dbf', 'roads.prj', 'roads.cpg']
     >>> layer_files(None)
     []
+    >>> layer_files(LayerSpec(table="public.roads"))
+    ['postgis:public.roads']
     """
+    if isinstance(spec, LayerSpec):
+        if spec.table:
+            return [f"postgis:{spec.table}"]
+        spec = spec.path
+    path = spec
     if path is None:
         return []
     if path.suffix.lower() == ".shp":
@@ -37,37 +45,37 @@ def layer_files(path: Path | None) -> list[Path]:
     return [path]
 
 
-def dem_files(study: Study) -> list[Path]:
+def dem_files(study: Study) -> list[Path | str]:
     """The DEM file, or every GSI XML tile of a DEM folder."""
     path = study.layers.dem.path
     return sorted(path.glob("*.xml")) if path.is_dir() else [path]
 
 
-def _optional(study: Study, name: str) -> list[Path]:
+def _optional(study: Study, name: str) -> list[Path | str]:
     spec = getattr(study.layers, name)
-    return layer_files(spec.path) if spec is not None else []
+    return layer_files(spec)
 
 
-def hazard_inputs(study: Study) -> list[Path]:
-    files = layer_files(study.layers.parcels.path) + dem_files(study)
+def hazard_inputs(study: Study) -> list[Path | str]:
+    files = layer_files(study.layers.parcels) + dem_files(study)
     return files + [s.depth for s in study.scenario if s.depth is not None]
 
 
-def envelope_inputs(study: Study) -> list[Path]:
-    return (layer_files(study.layers.parcels.path) + dem_files(study)
+def envelope_inputs(study: Study) -> list[Path | str]:
+    return (layer_files(study.layers.parcels) + dem_files(study)
             + _optional(study, "roads"))
 
 
-def access_inputs(study: Study) -> list[Path]:
-    return (layer_files(study.layers.parcels.path) + dem_files(study)
+def access_inputs(study: Study) -> list[Path | str]:
+    return (layer_files(study.layers.parcels) + dem_files(study)
             + _optional(study, "roads") + _optional(study, "poi") + _optional(study, "population"))
 
 
-def score_inputs(study: Study) -> list[Path]:
-    return layer_files(study.layers.parcels.path)
+def score_inputs(study: Study) -> list[Path | str]:
+    return layer_files(study.layers.parcels)
 
 
-def maps_inputs(study: Study) -> list[Path]:
+def maps_inputs(study: Study) -> list[Path | str]:
     return hazard_inputs(study) + _optional(study, "roads") + _optional(study, "poi")
 
 
