@@ -28,6 +28,9 @@ _TEXT = {
 }
 
 
+_COUNTS = ("entrances", "roads", "stalls", "storeys", "storey", "people", "cells", "points")
+
+
 def format_value(value: object, unit: str) -> str:
     """A metric for the table: rounded sensibly, with its unit.
 
@@ -37,6 +40,8 @@ def format_value(value: object, unit: str) -> str:
     ('629,712 m3', '2.1 m', '60 %')
     >>> format_value(True, ""), format_value(float("nan"), "m")
     ('yes', '—')
+    >>> format_value(1.0, "share"), format_value(2.0, "entrances"), format_value(0.0, "m3")
+    ('100 %', '2', '0 m3')
     """
     if isinstance(value, (bool, np.bool_)):
         return "yes" if value else "no"
@@ -44,10 +49,12 @@ def format_value(value: object, unit: str) -> str:
         return "—"
     if isinstance(value, (int, float, np.number)):
         v = float(value)
-        if v.is_integer() and unit not in ("m", "m T.P."):
-            return f"{v:,.0f} {unit}".strip()
         if unit == "share":
             return f"{v * 100:.0f} %"
+        if unit in _COUNTS:
+            return f"{v:,.0f}"
+        if v.is_integer() and unit not in ("m", "m T.P."):
+            return f"{v:,.0f} {unit}".strip()
         text = f"{v:,.0f}" if abs(v) >= 1000 else f"{v:,.1f}" if abs(v) >= 1 or v == 0 else f"{v:.2f}"
         return f"{text} {unit}".strip()
     return str(value)
