@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -57,14 +58,17 @@ def _describe(tp: Any) -> str:
             Path: "a file path"}.get(tp, getattr(tp, "__name__", str(tp)))
 
 
-def _coerce(value: Any, tp: Any, key: str, base: Path, problems: list[str]) -> Any:
-    """Coerce one TOML value to ``tp``; append a problem and return None when it does not fit."""
+def _coerce(value: Any, tp: Any, key: str, base: Path, problems: list[str], unit: str = "") -> Any:
+    """Coerce one TOML value to ``tp``; append a problem and return None when it does not fit.
+
+    ``unit`` (the field's) only shapes the hint given for a number written as text.
+    """
     origin = typing.get_origin(tp)
     bad = f"{key} = {value!r}: expected {_describe(tp)}"
     if origin in (Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         sub: list[str] = []
-        return _coerce(value, args[0], key, base, problems if len(args) == 1 else sub)
+        return _coerce(value, args[0], key, base, problems if len(args) == 1 else sub, unit)
     if origin is Literal:
         if value in typing.get_args(tp):
             return value
@@ -107,6 +111,16 @@ def _coerce(value: Any, tp: Any, key: str, base: Path, problems: list[str]) -> A
         if isinstance(value, str) and value:
             path = Path(value).expanduser()
             return path if path.is_absolute() else (base / path).resolve()
+    if tp in (int, float) and isinstance(value, str):
+        number = re.match(r"\s*([-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)", value)
+        leaf = key.rsplit(".", 1)[-1]
+        if number is None:
+            bad += "; write a number without quotes"
+        else:
+            n = float(number.group(1))
+            shown = f"{n / 100:g}" if unit == "share" and "%" in value else number.group(1)
+            bad += (f"; write the number alone, without quotes or units (e.g. {leaf} = {shown}"
+                    + (", a share" if unit == "share" else f", in {unit}" if unit else "") + ")")
     problems.append(bad)
     return None
 
@@ -119,7 +133,9 @@ def _check_bounds(value: Any, meta: Mapping[str, Any], key: str, problems: list[
         if "min" in meta and v < meta["min"]:
             problems.append(f"{key} = {v!r}: must be at least {meta['min']}")
         if "max" in meta and v > meta["max"]:
-            problems.append(f"{key} = {v!r}: must be at most {meta['max']}")
+            hint = (f" (a share: {v:g} % is {v / 100:g})"
+                    if meta.get("unit") == "share" and meta["max"] <= 1 < v <= 100 else "")
+            problems.append(f"{key} = {v!r}: must be at most {meta['max']}{hint}")
         if "gt" in meta and v <= meta["gt"]:
             problems.append(f"{key} = {v!r}: must be greater than {meta['gt']}")
 
@@ -163,7 +179,8 @@ def build(cls: type, data: Mapping[str, Any], key: str, base: Path, problems: li
                 ok = False
             continue
         before = len(problems)
-        value = _coerce(data[name], hints[name], full, base, problems)
+        value = _coerce(data[name], hints[name], full, base, problems,
+                        unit=f.metadata.get("unit", ""))
         if len(problems) > before:
             ok = False
             continue

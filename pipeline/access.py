@@ -30,7 +30,7 @@ import shapely
 
 from pipeline import network as nw
 from pipeline.config import Access
-from pipeline.errors import LayerError, NetworkError
+from pipeline.errors import LayerError, NetworkError, raise_all
 from pipeline.parallel import point_distances
 from pipeline.runner import Options
 from pipeline.visibility import visible_share
@@ -80,18 +80,83 @@ def _per_site(values: np.ndarray, points: gpd.GeoDataFrame, index: pd.Index,
     return best.reindex(index)
 
 
-def town_centre(poi: gpd.GeoDataFrame | None, name: str, name_column: str) -> shapely.Point:
-    """The point of interest named ``name``; raises LayerError listing the names there are."""
+def _did_you_mean(name: str, names: Any) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, [str(n) for n in names], n=1)
+    return f"did you mean {close[0]!r}? " if close else ""
+
+
+def town_centre(poi: gpd.GeoDataFrame | None, name: str, name_column: str, *,
+                source: str = "") -> shapely.Point:
+    """The point of interest named ``name``; raises LayerError listing the names there are.
+
+    Examples
+    --------
+    >>> poi = gpd.GeoDataFrame({"name": ["Town centre"]}, geometry=[shapely.Point(1, 2)],
+    ...                        crs=6681)
+    >>> town_centre(poi, "Town centre", "name").wkt
+    'POINT (1 2)'
+    >>> town_centre(poi, "Town center", "name")
+    Traceback (most recent call last):
+    ...
+    pipeline.errors.LayerError: layer 'poi': no point named 'Town center' in column 'name' ([access] centre); did you mean 'Town centre'? names there: Town centre
+    """
     if not name:
         raise LayerError("[access] centre is empty: name the town-centre point of the poi layer")
     if poi is None:
         raise LayerError("[access] centre needs a [layers.poi] layer")
+    where = f"layer 'poi' ({source})" if source else "layer 'poi'"
+    if name_column not in poi.columns:
+        found = ", ".join(c for c in poi.columns if c != poi.geometry.name)
+        raise LayerError(f"{where}: no column {name_column!r} to find the town centre "
+                         f"{name!r} in (found: {found}); set [layers.poi] name_column")
     hit = poi[poi[name_column].astype(str) == name]
     if hit.empty:
-        names = ", ".join(map(str, poi[name_column].astype(str).unique()[:20]))
-        raise LayerError(f"layer 'poi': no point named {name!r} ([access] centre); "
-                         f"names there: {names}")
+        names = poi[name_column].astype(str).unique()
+        raise LayerError(f"{where}: no point named {name!r} in column {name_column!r} ([access] "
+                         f"centre); {_did_you_mean(name, names)}names there: "
+                         f"{', '.join(names[:20])}")
     return hit.geometry.iloc[0]
+
+
+def population_counts(population: gpd.GeoDataFrame, column: str, *,
+                      where: str = "layer 'population'") -> np.ndarray:
+    """People per point as floats (empty counts are 0); LayerError for text or negative counts.
+
+    Examples
+    --------
+    >>> pop = gpd.GeoDataFrame({"people": [3, None]}, geometry=shapely.points([[0, 0], [1, 1]]),
+    ...                        crs=6681)
+    >>> population_counts(pop, "people").tolist()
+    [3.0, 0.0]
+    """
+    raw = population[column]
+    people = pd.to_numeric(raw, errors="coerce")
+    problems = []
+    text = people.isna() & raw.notna()
+    if text.any():
+        problems.append(f"{text.sum()} point(s) have a {column!r} that is not a number "
+                        f"({', '.join(map(repr, raw[text].astype(str).unique()[:5]))}); give a "
+                        "number of people")
+    negative = people < 0
+    if negative.any():
+        problems.append(f"{negative.sum()} point(s) have a negative {column!r} (down to "
+                        f"{people.min():g}); give a number of people >= 0")
+    raise_all(problems, LayerError, where)
+    return people.fillna(0.0).to_numpy(dtype=float)
+
+
+def _off_road(snap: pd.DataFrame, people: np.ndarray, where: str, limit: float) -> np.ndarray:
+    """Points farther than ``limit`` ([access] max_road_distance) from any road; LayerError
+    when that is every point with people."""
+    off = ~(snap["connector"].to_numpy(dtype=float) <= limit)
+    if off[people > 0].all() and (people > 0).any():
+        raise LayerError(f"{where}: every point ({int((people > 0).sum())}, holding "
+                         f"{people.sum():g} people) is more than {limit:g} m from "
+                         "any road ([access] max_road_distance); check the layer's CRS and that "
+                         "the road layer covers where the people live")
+    return off
 
 
 def population_reach(
@@ -103,15 +168,23 @@ def population_reach(
     settings: Access,
     options: Any = None,
 ) -> pd.DataFrame:
-    """Population-weighted mean and max distance to each site, and the share within walking time."""
-    people = pd.to_numeric(population[count_column], errors="coerce").fillna(0).to_numpy()
+    """Population-weighted mean and max distance to each site, and the share within walking time.
+
+    Points farther than ``[access] max_road_distance`` from every road are counted as
+    unreached (``pop_unreached``), with a warning; when every point is that far it is
+    an error.
+    """
+    people = population_counts(population, count_column)
     snap = nw.snap_points(walk, population.geometry)
-    off = snap["connector"].to_numpy() > 500.0
+    off = _off_road(snap, people, "layer 'population'", settings.max_road_distance)
     if off.any():
-        logger.warning("layer 'population': %d point(s) are more than 500 m from any road; "
-                       "their walk includes that distance", int(off.sum()))
+        logger.warning("layer 'population': %d point(s) holding %g people are more than %g m "
+                       "from any road; they are counted as unreached (pop_unreached); move them "
+                       "or extend the road layer", int(off.sum()), people[off].sum(),
+                       settings.max_road_distance)
     d = point_distances(options or Options(), walk, population.geometry, points.geometry)
     d = d + snap["connector"].to_numpy()[:, None] + points["connector"].to_numpy()[None, :]
+    d[off, :] = np.inf
     owners = pd.Index(points["site_id"])
     reach = settings.walk_speed * 1000 / 60 * settings.walk_minutes
     rows = {}
@@ -207,9 +280,10 @@ def _route(net: nw.RoadNetwork, start: Any, end: shapely.Point, site: str, kind:
            dem: Path) -> tuple[dict[str, Any], pd.DataFrame]:
     try:
         line = nw.shortest_path(net, start, end)
-    except NetworkError as err:
-        raise NetworkError(f"no road route {kind.replace('_', ' ')} to parcel {site}: {err}; "
-                           "check that the road layer connects them") from None
+    except NetworkError:
+        raise NetworkError(f"no road route {kind.replace('_', ' ')} to parcel {site}: they lie on "
+                           "unconnected parts of the road network; join the road lines or raise "
+                           "[access] snap_tolerance") from None
     grade = nw.route_grade(line, dem)
     row = {"site_id": site, "kind": kind, "length_m": line.length,
            "rise_m": grade["rise"], "mean_grade_pct": grade["mean_grade_pct"],
@@ -251,6 +325,78 @@ def road_network(ctx: Any) -> nw.RoadNetwork:
     return ctx.cached("network", build)
 
 
+def _centre(ctx: Any) -> shapely.Point | None:
+    """The town centre named by ``[access] centre`` (None when unset)."""
+    study = ctx.study
+    if not study.access.centre:
+        return None
+    spec = study.layers.poi
+    return town_centre(ctx.vector("poi", "point"), study.access.centre,
+                       spec.name_column if spec else "name",
+                       source=spec.source if spec else "")
+
+
+def _population(ctx: Any) -> gpd.GeoDataFrame | None:
+    """The population layer, its counts checked (None without one)."""
+    spec = ctx.study.layers.population
+    if spec is None:
+        return None
+    population = ctx.vector("population", "point", (spec.count_column,))
+    population_counts(population, spec.count_column, where=f"layer 'population' ({spec.source})")
+    return population
+
+
+def _unreached(d: np.ndarray, points: gpd.GeoDataFrame, index: pd.Index) -> list[str]:
+    reached = pd.Series(np.isfinite(d), index=points["site_id"].to_numpy()).groupby(level=0).any()
+    return [str(s) for s in index if not reached.get(s, False)]
+
+
+def check_inputs(ctx: Any) -> None:
+    """Check what the access stage reads before any stage writes.
+
+    The road network builds, the town centre and the central street are found, the
+    population counts are numbers and not every point is off the roads, and every
+    parcel can be reached from the centre and from the central street.
+    """
+    study = ctx.study
+    settings = study.access
+    walk = nw.ignore_oneway(road_network(ctx))
+    roads = study.layers.roads
+    where = f"layer 'roads' ({roads.source})"
+    centre = _centre(ctx)
+    population = _population(ctx)
+    if population is not None and len(population):
+        spec = study.layers.population
+        people = population_counts(population, spec.count_column)
+        _off_road(nw.snap_points(walk, population.geometry), people,
+                  f"layer 'population' ({spec.source})", settings.max_road_distance)
+    street = settings.central_street
+    if street:
+        names = walk.edges[roads.name_column].dropna().astype(str).unique() \
+            if roads.name_column in walk.edges else []
+        if street not in names:
+            raise LayerError(f"{where}: no road named {street!r} in column {roads.name_column!r} "
+                             f"([access] central_street); {_did_you_mean(street, names)}names "
+                             f"there: {', '.join(sorted(names)[:20]) or 'none'}")
+    _, points = entrance_points(ctx.parcels, walk, settings)
+    cut: dict[str, list[str]] = {}
+    if centre is not None:
+        d = nw.point_distance_matrix(walk, [centre], points.geometry)[0]
+        cut[f"the town centre ({settings.centre!r})"] = _unreached(d, points, ctx.parcels.index)
+    if street:
+        sources = nw.street_nodes(walk, street, column=roads.name_column)
+        d = nw.distances_to_points(walk, sources, points.geometry)[0]
+        cut[f"the central street ({street!r})"] = _unreached(d, points, ctx.parcels.index)
+    cut = {k: v for k, v in cut.items() if v}
+    if cut:
+        sites = sorted({s for v in cut.values() for s in v})
+        raise NetworkError(f"{where}: no road route from {' or '.join(cut)} to parcel(s) "
+                           f"{', '.join(sites)}: they lie on unconnected parts of the network "
+                           "(line ends farther apart than [access] snap_tolerance = "
+                           f"{settings.snap_tolerance:g} m are not joined); join the road lines "
+                           "or raise snap_tolerance")
+
+
 def run_stage(ctx: Any) -> tuple[dict[str, Path], str]:
     """The ``access`` stage: writes the access table, routes, profiles and isochrones."""
     from pipeline._io import write_frame
@@ -258,13 +404,9 @@ def run_stage(ctx: Any) -> tuple[dict[str, Path], str]:
     study = ctx.study
     settings = study.access
     net = road_network(ctx)
-    poi_spec = study.layers.poi
-    centre = None
-    if settings.centre:
-        centre = town_centre(ctx.vector("poi", "point"), settings.centre,
-                             poi_spec.name_column if poi_spec else "name")
+    centre = _centre(ctx)
     pop_spec = study.layers.population
-    population = ctx.vector("population", "point", (pop_spec.count_column,)) if pop_spec else None
+    population = _population(ctx)
     result = access_table(
         ctx.parcels, net, settings, centre=centre, street=settings.central_street,
         dem=ctx.dem, population=population,

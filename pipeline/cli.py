@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +113,91 @@ def _load(study_path: Path | None) -> Any:
     return study
 
 
+def validate_inputs(ctx: Any, stages: Sequence[str]) -> None:
+    """Check the output folder and every input ``stages`` read, before any stage writes.
+
+    Bad input then stops the run with one message and the output folder untouched
+    (absent, or as the previous run left it). Layers read here are kept in ``ctx``
+    for the stages. The depth rasters' values are checked by the hazard stage, which
+    runs first.
+
+    Parameters
+    ----------
+    ctx : pipeline.runner.Context
+    stages : sequence of str
+        The stages about to run.
+    """
+    from pipeline import access, envelope
+    from pipeline.layers import check_raster_extent
+
+    study = ctx.study
+    _check_output(study)
+    dem = study.layers.dem.path
+    _ = ctx.parcels
+    if dem.is_dir() or dem.suffix.lower() == ".xml":
+        _ = ctx.dem  # GSI tiles: mosaicked (into the state folder) and checked
+    else:
+        check_raster_extent(dem, name="dem", crs=ctx.crs, study_area=ctx.area)
+    for sc in study.scenario:
+        if sc.depth is not None:
+            check_raster_extent(sc.depth, name=sc.name, crs=ctx.crs, study_area=ctx.area)
+    if "envelope" in stages:
+        envelope.check_inputs(ctx)
+    if "access" in stages:
+        access.check_inputs(ctx)
+    if "score" in stages:
+        _check_criteria(study, ctx.parcels.columns)
+
+
+def _check_output(study: Any) -> None:
+    """The output folder is, or can be made, a writable folder (checked without writing)."""
+    import os
+
+    from pipeline.errors import OutputError
+
+    out = study.output
+    probe = out
+    while not probe.exists() and probe.parent != probe:  # under a file, exists() is False too
+        probe = probe.parent
+    if not probe.is_dir():
+        raise OutputError(f"cannot create the output folder {out}: {probe} is a file, not a "
+                          f"folder; choose another [study] output in {study.path}")
+    if not os.access(probe, os.W_OK):
+        raise OutputError(f"cannot write the output folder {out}: {probe} is read-only; choose "
+                          f"an output folder you can write to ([study] output in {study.path})")
+
+
+def _check_criteria(study: Any, parcel_columns: Sequence[str]) -> None:
+    """Every criterion rates a column the sites table will have; ConfigError naming the others."""
+    import difflib
+    import re
+
+    from pipeline.columns import COLUMNS
+    from pipeline.errors import ConfigError, raise_all
+
+    names = [s.name for s in study.scenario]
+    known = {str(c) for c in parcel_columns} | {"site_id"}
+    patterns = []
+    for col in COLUMNS:
+        for concrete in ([col.replace("{s}", n) for n in names] if "{s}" in col else [col]):
+            if "{" in concrete:
+                parts = re.split(r"(\{[a-z]\})", concrete)
+                patterns.append(re.compile("".join(".+" if p.startswith("{") else re.escape(p)
+                                                   for p in parts)))
+            else:
+                known.add(concrete)
+    problems = []
+    for i, c in enumerate(study.criterion):
+        if c.metric in known or any(p.fullmatch(c.metric) for p in patterns):
+            continue
+        close = difflib.get_close_matches(c.metric, sorted(known), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        problems.append(f"criterion[{i}].metric = {c.metric!r} is not a column of the sites "
+                        f"table; {hint}name an output column (README, 'Output columns') or a "
+                        "parcel attribute")
+    raise_all(problems, ConfigError, f"study file {study.path}")
+
+
 def _execute(study_path: Path | None, stages: list[str], **opts: Any) -> None:
     from pipeline.runner import Options, Runner
     from pipeline.stages import STAGES
@@ -123,7 +208,10 @@ def _execute(study_path: Path | None, stages: list[str], **opts: Any) -> None:
     options = Options(force=opts["force"], overwrite=opts["overwrite"], offline=opts["offline"],
                       lang=opts["lang"], progress=not opts["no_progress"],
                       engine=opts["engine"], workers=opts["workers"], scheduler=opts["scheduler"])
-    results = Runner(study, STAGES, options).run(stages)
+    runner = Runner(study, STAGES, options)
+    if runner.stale(stages):
+        validate_inputs(runner.ctx, runner.order(stages))
+    results = runner.run(stages)
     ran = sum(r.ran for r in results)
     logger.info("%s: %d stage(s) run, %d up to date; outputs in %s", study.study.name, ran,
                 len(results) - ran, study.output)
@@ -175,19 +263,20 @@ def demo(folder: Path | None, overwrite: bool) -> None:
 @_study_argument
 def check(study: Path | None) -> None:
     """Validate STUDY's file and layers without running anything."""
+    from pipeline.errors import RasterError
+    from pipeline.raster import check_depth_raster
     from pipeline.runner import Context
+    from pipeline.stages import STAGES
 
     loaded = _load(study)
     ctx = Context(loaded)
-    parcels = ctx.parcels
-    for name, family in (("roads", "line"), ("poi", "point"), ("population", "point")):
-        ctx.vector(name, family)
-    _ = ctx.dem
-    for sc in loaded.scenario:
-        if sc.depth is not None:
-            ctx.raster(sc.depth, sc.name)
+    validate_inputs(ctx, list(STAGES))
+    problems = [p for sc in loaded.scenario if sc.depth is not None
+                for p in check_depth_raster(sc.depth, layer=sc.name)]
+    if problems:
+        raise RasterError("; ".join(problems))
     logger.info("%s: study file and layers are valid (%d parcels, CRS %s)", loaded.study.name,
-                len(parcels), ctx.crs.to_string())
+                len(ctx.parcels), ctx.crs.to_string())
 
 
 def main() -> None:

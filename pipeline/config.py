@@ -267,6 +267,9 @@ class Access:
                                       "an entrance", unit="m", min=0.0)
     walk_minutes: float = field(15.0, doc="walking time the population should reach the site "
                                 "within", unit="min", gt=0.0)
+    max_road_distance: float = field(500.0, doc="population points farther than this from any "
+                                     "road are counted as unreached (all of them: an error)",
+                                     unit="m", gt=0.0)
     observer_height: float = field(1.5, doc="eye height of the observer at the town centre for "
                                    "the visibility of each site", unit="m", min=0.0)
     target_height: float = field(0.0, doc="height above ground of the points of the site that "

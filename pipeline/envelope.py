@@ -56,10 +56,12 @@ def required_floor_area(programme: Programme) -> tuple[float, str]:
     return result.total_m2, f"{source}: {programme.use}"
 
 
-def parcel_zoning(parcels: gpd.GeoDataFrame, z: Zoning) -> pd.DataFrame:
+def parcel_zoning(parcels: gpd.GeoDataFrame, z: Zoning, *, layer: str = "layer 'parcels'"
+                  ) -> pd.DataFrame:
     """Coverage ratio, FAR, zone kind and corner flag per parcel: attribute or study default.
 
-    Raises LayerError listing parcels whose attributes are out of range.
+    Raises LayerError listing parcels whose attributes are out of range or not numbers;
+    ``layer`` names the parcels layer in that message.
 
     Examples
     --------
@@ -76,30 +78,47 @@ def parcel_zoning(parcels: gpd.GeoDataFrame, z: Zoning) -> pd.DataFrame:
             return parcels[name].where(parcels[name].notna(), default)
         return pd.Series(default, index=parcels.index)
 
+    raw = {"coverage_ratio": column(z.coverage_column, z.coverage_ratio),
+           "far": column(z.far_column, z.far)}
     out = pd.DataFrame({
-        "coverage_ratio": pd.to_numeric(column(z.coverage_column, z.coverage_ratio), errors="coerce"),
-        "far": pd.to_numeric(column(z.far_column, z.far), errors="coerce"),
+        "coverage_ratio": pd.to_numeric(raw["coverage_ratio"], errors="coerce"),
+        "far": pd.to_numeric(raw["far"], errors="coerce"),
         "zone_kind": column(z.zone_kind_column, z.zone_kind).astype(str),
         "corner": column(z.corner_column, False).astype(bool),
     }, index=parcels.index)
+
+    def found(key: str, bad: pd.Series) -> str:
+        values = raw[key][bad] if key in raw else out[key][bad]
+        return (f"parcel(s) {', '.join(map(str, out.index[bad][:10]))} have "
+                f"{', '.join(_show(v) for v in values[:10])}")
+
     problems = []
     bad = ~out["coverage_ratio"].between(0.0, 1.0, inclusive="right")
     if bad.any():
-        problems.append(f"{z.coverage_column} must be in (0, 1] (a share, not a percentage); "
-                        f"parcels {', '.join(map(str, out.index[bad][:10]))} have "
-                        f"{', '.join(map(str, out['coverage_ratio'][bad][:10]))}")
+        problems.append(f"attribute {z.coverage_column!r} must be a share in (0, 1] (60 % is "
+                        f"0.6); {found('coverage_ratio', bad)}; fix them, or leave them empty to "
+                        "use [zoning] coverage_ratio")
     bad = ~(out["far"] > 0)
     if bad.any():
-        problems.append(f"{z.far_column} must be greater than 0; parcels "
-                        f"{', '.join(map(str, out.index[bad][:10]))} have "
-                        f"{', '.join(map(str, out['far'][bad][:10]))}")
+        problems.append(f"attribute {z.far_column!r} must be a ratio greater than 0 (200 % is "
+                        f"2.0); {found('far', bad)}; fix them, or leave them empty to use "
+                        "[zoning] far")
     bad = ~out["zone_kind"].isin(["residential", "other"])
     if bad.any():
-        problems.append(f"{z.zone_kind_column} must be 'residential' or 'other'; parcels "
-                        f"{', '.join(map(str, out.index[bad][:10]))} have "
-                        f"{', '.join(map(str, out['zone_kind'][bad][:10]))}")
-    raise_all(problems, LayerError, "layer 'parcels' (zoning attributes)")
+        problems.append(f"attribute {z.zone_kind_column!r} must be 'residential' or 'other'; "
+                        f"{found('zone_kind', bad)}")
+    raise_all(problems, LayerError, layer)
     return out
+
+
+def _show(value: Any) -> str:
+    """A value found in a layer, for messages: text quoted, numbers short."""
+    if isinstance(value, str):
+        return repr(value)
+    try:
+        return f"{float(value):g}"
+    except (TypeError, ValueError):
+        return repr(value)
 
 
 def front_road_width(parcels: gpd.GeoDataFrame, roads: gpd.GeoDataFrame | None, z: Zoning,
@@ -185,17 +204,41 @@ def pad_levels(parcels: gpd.GeoDataFrame, column: str) -> pd.Series | None:
     return pd.to_numeric(parcels[column], errors="coerce")
 
 
+def _exclusion_scenario(study: Any) -> Any:
+    """The scenario ``[zoning] exclude_below`` names, None for ''; ConfigError when unknown."""
+    name = study.zoning.exclude_below
+    if not name:
+        return None
+    scenarios = {s.name: s for s in study.scenario}
+    if name not in scenarios:
+        import difflib
+
+        from pipeline.errors import ConfigError
+
+        close = difflib.get_close_matches(name, list(scenarios), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ConfigError(f"study file {study.path}: zoning.exclude_below = {name!r} is not a "
+                          f"scenario; {hint}name one of the study's scenarios "
+                          f"({', '.join(scenarios) or 'none'}) or '' for none")
+    return scenarios[name]
+
+
+def check_inputs(ctx: Any) -> None:
+    """Check what the envelope stage reads before any stage writes: the parcels' zoning
+    attributes, the road layer and the ``exclude_below`` scenario."""
+    _exclusion_scenario(ctx.study)
+    parcel_zoning(ctx.parcels, ctx.study.zoning,
+                  layer=f"layer 'parcels' ({ctx.study.layers.parcels.source})")
+    if ctx.study.layers.roads is not None:
+        _ = ctx.roads
+
+
 def exclusion_areas(ctx: Any) -> gpd.GeoDataFrame | None:
     """Unbuildable ground inside the parcels: steeper than ``max_slope`` or below a water level."""
     z = ctx.study.zoning
     level = None
-    if z.exclude_below:
-        scenario = {s.name: s for s in ctx.study.scenario}.get(z.exclude_below)
-        if scenario is None:
-            from pipeline.errors import ConfigError
-
-            raise ConfigError(f"[zoning] exclude_below = {z.exclude_below!r} is not a scenario; "
-                              f"scenarios: {', '.join(s.name for s in ctx.study.scenario)}")
+    scenario = _exclusion_scenario(ctx.study)
+    if scenario is not None:
         hazard = ctx.stage_frame("hazard")
         level = hazard[f"{scenario.name}_level"]
     if z.max_slope <= 0 and level is None:

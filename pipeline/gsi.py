@@ -158,26 +158,33 @@ def _parse(path: Path, *, values: bool) -> tuple[_Header, str | None]:
 
 
 def _values(header: _Header, text: str) -> tuple[np.ndarray, dict[str, int]]:
-    """Grid of heights (nodata -9999) and the count of each cell type, vectorised."""
-    lines = np.array(text.split())
+    """Grid of heights (nodata -9999) and the count of each cell type.
+
+    The tuples are parsed by pandas' C CSV reader in one pass (a 10 m tile has
+    843,750 of them).
+    """
+    import io
+
+    import pandas as pd
+
     n_cells = header.cols * header.rows
     offset = header.start[1] * header.cols + header.start[0]
-    if len(lines) + offset > n_cells:
-        raise RasterError(f"GSI DEM tile {header.path}: {len(lines)} heights from cell {offset} "
-                          f"do not fit a {header.cols} x {header.rows} grid")
     grid = np.full(n_cells, NODATA, dtype=np.float32)
     counts: dict[str, int] = {}
-    if len(lines):
-        parts = np.char.partition(lines, ",")
-        kinds, heights = parts[:, 0], parts[:, 2]
+    if text.strip():
         try:
-            z = heights.astype(np.float64)
-        except ValueError as err:
-            raise RasterError(f"GSI DEM tile {header.path}: unreadable height ({err})") from None
-        z[np.isin(kinds, _NO_HEIGHT_TYPES) | (z <= NODATA)] = NODATA
+            table = pd.read_csv(io.StringIO(text), header=None, names=["kind", "z"],
+                                dtype={"kind": "category", "z": "float64"})
+        except (ValueError, pd.errors.ParserError) as err:
+            raise RasterError(f"GSI DEM tile {header.path}: unreadable tupleList ({err})") from None
+        if len(table) + offset > n_cells:
+            raise RasterError(f"GSI DEM tile {header.path}: {len(table)} heights from cell "
+                              f"{offset} do not fit a {header.cols} x {header.rows} grid")
+        z = table["z"].to_numpy(dtype=np.float64, na_value=NODATA, copy=True)
+        z[table["kind"].isin(_NO_HEIGHT_TYPES).to_numpy() | (z <= NODATA)] = NODATA
         grid[offset:offset + len(z)] = z
-        names, n = np.unique(kinds, return_counts=True)
-        counts = {str(k): int(c) for k, c in zip(names, n)}
+        counts = {str(k): int(c) for k, c in table["kind"].value_counts(sort=False).items()
+                  if c > 0}
     return grid.reshape(header.rows, header.cols), counts
 
 

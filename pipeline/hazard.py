@@ -274,19 +274,46 @@ def hazard_table(
 # --------------------------------------------------------------------------- the stage
 
 
-def _check_ground(stats: pd.DataFrame, dem: Path, parcels: pd.DataFrame) -> None:
-    """Every parcel needs DEM data; parcels partly off the DEM are warned about."""
+def _check_ground(stats: pd.DataFrame, dem: Path, parcels: pd.DataFrame,
+                  raster: Path | None = None) -> None:
+    """Every parcel needs DEM data; parcels partly off the DEM are warned about.
+
+    ``raster`` is the DEM file actually read (``dem`` warped into the study CRS, or
+    ``dem`` itself); its extent tells parcels outside the DEM from parcels on nodata.
+    """
     from pipeline.errors import LayerError
 
     count = stats["dem_count"].fillna(0.0)
+    where = f"layer 'dem' ({dem})"
+    outside = pd.Series(False, index=stats.index)
+    extent = ""
+    if raster is not None:
+        import rasterio
+        import shapely
+
+        with rasterio.open(raster) as ds:
+            box = shapely.box(*ds.bounds)
+        outside = pd.Series(~parcels.geometry.intersects(box).to_numpy(), index=stats.index)
+        extent = (" (DEM extent (" + ", ".join(f"{v:.0f}" for v in box.bounds) + "), parcels ("
+                  + ", ".join(f"{v:.0f}" for v in parcels.total_bounds) + ") in the study CRS)")
     if (count == 0).all():
-        off = "every parcel lies outside the DEM or on its nodata cells"
-        raise LayerError(f"layer 'dem' ({dem}): {off}; check that the DEM covers the parcels "
-                         "(and its CRS) and that it is not all nodata")
+        if raster is None:
+            raise LayerError(f"{where}: every parcel lies outside the DEM or on its nodata "
+                             "cells; check that the DEM covers the parcels (and its CRS) and "
+                             "that it is not all nodata")
+        if outside.all():
+            raise LayerError(f"{where}: every parcel lies outside the DEM{extent}; check the "
+                             "DEM's CRS and that it covers the parcels")
+        raise LayerError(f"{where}: the DEM holds no data under any parcel (every cell there is "
+                         "nodata); check its nodata value and that it is the DEM of this area")
     if (count == 0).any():
-        ids = ", ".join(map(str, stats.index[count == 0][:10]))
-        raise LayerError(f"layer 'dem' ({dem}): no elevation for parcel(s) {ids} (outside the "
-                         "DEM or on nodata); extend the DEM or remove those parcels")
+        parts = []
+        for label, mask in (("outside the DEM", outside), ("on nodata cells", ~outside)):
+            ids = stats.index[(count == 0) & mask]
+            if len(ids):
+                parts.append(f"{', '.join(map(str, ids[:10]))} ({label})")
+        raise LayerError(f"{where}: no elevation for parcel(s) {'; '.join(parts)}; extend the "
+                         "DEM or remove those parcels")
     partial = stats["dem_area"].to_numpy() < 0.95 * parcels.geometry.area.to_numpy()
     if partial.any():
         logger.warning("layer 'dem' (%s): parcel(s) %s are less than 95 %% covered by DEM data",
@@ -340,10 +367,13 @@ def run_stage(ctx: Any) -> tuple[dict[str, Path], str]:
 
     study = ctx.study
     s = study.hazard
+    from pipeline.layers import check_raster_extent
+
     rasters = {"dem": ctx.dem}
     problems = []
     for sc in study.scenario:
         if sc.depth is not None:
+            check_raster_extent(sc.depth, name=sc.name, crs=ctx.crs, study_area=ctx.area)
             rasters[sc.name] = ctx.raster(sc.depth, sc.name)
             problems += check_depth_raster(sc.depth, layer=sc.name)
     if problems:
@@ -354,7 +384,7 @@ def run_stage(ctx: Any) -> tuple[dict[str, Path], str]:
         mode=s.mode, percentiles=(s.low_percentile,),
         classes={k: s.depth_classes for k in depth_keys},
         wet_threshold={k: s.wet_threshold for k in depth_keys}, slope="dem")
-    _check_ground(stats, study.layers.dem.path, ctx.parcels)
+    _check_ground(stats, study.layers.dem.path, ctx.parcels, rasters["dem"])
     ground = stats.rename(columns={"dem_slope_mean": "slope_mean", "dem_slope_max": "slope_max"})
     depths = {sc.name: d for sc in study.scenario
               if (d := _depth_stats(ctx, sc, stats)) is not None}

@@ -43,7 +43,7 @@ def _read_file(spec: LayerSpec, name: str, url_env: str = "SITEPLAN_DATABASE_URL
     if spec.table:
         from pipeline.postgis import read_table
 
-        return read_table(spec.table, url_env=url_env, layer=name)
+        return read_table(spec.table, url_env=url_env, layer=name, crs=spec.crs)
     path = spec.path
     assert path is not None
     if not path.exists():
@@ -91,15 +91,25 @@ def _repair(gdf: gpd.GeoDataFrame, name: str, path: Path | str, max_change: floa
     polygonal = shapely.get_type_id(geoms[invalid]) >= 3
     if polygonal.any():  # keep only the polygonal parts of a repaired polygon
         fixed[polygonal] = _polygonal_part(fixed[polygonal])
-        before = shapely.area(geoms[invalid])
-        change = np.abs(shapely.area(fixed) - before) / np.where(before > 0, before, 1.0)
+        collapsed = polygonal & shapely.is_empty(fixed)
+        if collapsed.any():
+            ids = _ids(gdf.loc[invalid].loc[collapsed], id_column)
+            raise LayerError(
+                f"{_where(name, path)}: {collapsed.sum()} polygon(s) ({ids}) have zero area "
+                "(collinear or repeated vertices) and cannot be repaired; redraw or remove them "
+                "in the file"
+            )
+        before = np.abs(shapely.area(geoms[invalid]))  # signed-ring area of the invalid shape
+        after = shapely.area(fixed)
+        change = np.abs(after - before) / np.maximum(np.maximum(before, after), 1e-12)
         too_much = polygonal & (change > max_change)
         if too_much.any():
             ids = _ids(gdf.loc[invalid].loc[too_much], id_column)
             raise LayerError(
                 f"{_where(name, path)}: {too_much.sum()} invalid polygon(s) ({ids}) would change "
-                f"area by more than {max_change:.0%} if repaired; fix them in a GIS "
-                "(e.g. QGIS 'Fix geometries') or raise max_repair_change"
+                f"area by more than {max_change:.0%} if repaired (up to "
+                f"{change[too_much].max():.0%}); fix them in a GIS (e.g. QGIS 'Fix geometries')"
+                + (" or raise [layers.parcels] max_repair_change" if name == "parcels" else "")
             )
     logger.warning("%s: repaired %d invalid geometr%s (%s)", _where(name, path), invalid.sum(),
                    "y" if invalid.sum() == 1 else "ies", _ids(gdf.loc[invalid], id_column))
@@ -195,7 +205,8 @@ def read_vector(
                         f"rename them in the file or set the column names in [layers.{name}]")
     empty = gdf.geometry.isna() | gdf.geometry.is_empty
     if empty.all():
-        raise LayerError(f"{where}: every geometry is empty")
+        raise LayerError(f"{where}: every geometry is empty ({len(gdf)} features without a "
+                         "shape); export the layer again with its geometries")
     if empty.any():
         logger.warning("%s: dropped %d empty geometr%s (%s)", where, empty.sum(),
                        "y" if empty.sum() == 1 else "ies", _ids(gdf.loc[empty], id_column))
@@ -221,6 +232,46 @@ def read_vector(
 def _fmt_bounds(geom_or_bounds: shapely.Geometry | np.ndarray) -> str:
     b = geom_or_bounds.bounds if hasattr(geom_or_bounds, "bounds") else geom_or_bounds
     return "(" + ", ".join(f"{v:.0f}" for v in b) + ")"
+
+
+def check_raster_extent(path: Path, *, name: str, crs: CRS,
+                        study_area: shapely.Geometry) -> None:
+    """Raise LayerError when a raster does not overlap the study area (in ``crs``).
+
+    Only the header is read; the raster's bounds are transformed into ``crs``.
+
+    Examples
+    --------
+    >>> import tempfile, rasterio
+    >>> from affine import Affine
+    >>> tif = Path(tempfile.mkdtemp()) / "d.tif"
+    >>> with rasterio.open(tif, "w", driver="GTiff", width=2, height=2, count=1,
+    ...                    dtype="float32", crs="EPSG:6681",
+    ...                    transform=Affine(10, 0, 0, 0, -10, 20)) as ds:
+    ...     ds.write(np.zeros((1, 2, 2), "float32"))
+    >>> check_raster_extent(tif, name="dem", crs=CRS.from_epsg(6681),
+    ...                     study_area=shapely.box(0, 0, 5, 5))
+    >>> check_raster_extent(tif, name="dem", crs=CRS.from_epsg(6681),
+    ...                     study_area=shapely.box(100, 100, 200, 200))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    pipeline.errors.LayerError: layer 'dem' (...d.tif): does not overlap the study area ...
+    """
+    import rasterio
+    from rasterio.warp import transform_bounds
+
+    from pipeline.raster import open_raster_checked
+
+    info = open_raster_checked(path, layer=name)
+    with rasterio.Env():
+        bounds = transform_bounds(info.crs, crs.to_wkt(), *info.bounds)
+    if not shapely.box(*bounds).intersects(study_area):
+        raise LayerError(
+            f"{_where(name, path)}: does not overlap the study area (the parcels' extent "
+            f"{_fmt_bounds(study_area)} in {crs.to_string()}); its extent is "
+            f"{_fmt_bounds(np.asarray(bounds))} (declared CRS {info.crs.to_string()}). Check the "
+            "raster's CRS (a wrong CRS puts it elsewhere) and that it covers the study area"
+        )
 
 
 def study_crs(study: Study) -> CRS:

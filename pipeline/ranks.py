@@ -126,7 +126,7 @@ def depth_intervals_from_ranks(
         (:func:`parse_depth_text`); ``"auto"``: codes if every value is an
         integer, texts otherwise.
     open_upper : float
-        Upper bound given to the open last rank (``>= 20 m``); ``inf`` by
+        Upper bound given to the open last rank (``>= 20 m``) only; ``inf`` by
         default, which makes every check on that area fail, as it should.
     layer : str
         Layer name for messages.
@@ -186,11 +186,19 @@ def depth_intervals_from_ranks(
         known = "codes 1-6 (or 11-15, 21-27)" if scheme == "A31" else "texts like '1m以上2m未満'"
         raise LayerError(f"{layer}: {column} holds values that are no {scheme} depth rank: "
                          f"{bad}; expected {known}")
+    known_iv = {v: iv for v, iv in intervals.items() if iv is not None}
     out = gdf.copy()
-    lo = values.map(lambda v: intervals[v][0]).astype(float)
-    hi = values.map(lambda v: intervals[v][1]).astype(float)
+    lo = values.map(lambda v: known_iv[v][0]).astype(float)
+    hi = values.map(lambda v: known_iv[v][1]).astype(float)
+    hi_arr = hi.to_numpy()
+    if not math.isinf(open_upper):
+        open_lo = lo.to_numpy()[np.isinf(hi_arr)]
+        if open_lo.size and open_upper <= open_lo.max():
+            raise LayerError(f"{layer}: open_upper = {open_upper:g} m is not above the open "
+                             f"rank's lower bound {open_lo.max():g} m; give a larger cap")
+        hi_arr = np.where(np.isinf(hi_arr), open_upper, hi_arr)
     out["depth_min"] = lo.to_numpy()
-    out["depth_max"] = np.minimum(hi.to_numpy(), max(open_upper, 0.0))
+    out["depth_max"] = hi_arr
     out["depth_rank"] = values.astype(str).to_numpy()
     logger.info("%s: %d polygons, %s ranks from %s", layer, len(out), scheme, column)
     return out
@@ -304,7 +312,7 @@ def depth_stats_from_polygons(
     intervals = class_intervals(classes)
     out: dict[str, np.ndarray] = {f"{key}_max": np.zeros(n), f"{key}_max_lower": np.zeros(n),
                                   f"{key}_mean": np.zeros(n), f"{key}_wet_area": np.zeros(n)}
-    class_area = np.zeros((n, len(intervals)))
+    class_area: np.ndarray = np.zeros((n, len(intervals)))
     if len(sub):
         levels = _resolve_overlaps(sub)
         left = gpd.GeoDataFrame({"_pos": pos}, geometry=geoms.to_numpy(), crs=parcels.crs)

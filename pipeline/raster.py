@@ -295,17 +295,58 @@ def slope_degrees(dem: np.ndarray, transform: Affine, *, nodata: float | None = 
         raise RasterError(f"slope_degrees needs a 2-D array, got shape {z.shape}")
     if nodata is not None and not np.isnan(nodata):
         z[z == nodata] = np.nan
-    p = np.pad(z, 1, mode="reflect", reflect_type="odd") if min(z.shape) > 1 else \
-        np.pad(z, 1, mode="edge")
-    dx, dy = abs(transform.a), abs(transform.e)
+    return _horn(_extend(z, 1, 1, 1, 1), abs(transform.a), abs(transform.e))
+
+
+def _extend(z: np.ndarray, top: int, bottom: int, left: int, right: int) -> np.ndarray:
+    """Add a missing one-cell halo on the given sides by linear extrapolation."""
+    def edge(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        return 2 * first - second if second.size else first
+
+    if top:
+        z = np.vstack([edge(z[:1], z[1:2]), z])
+    if bottom:
+        z = np.vstack([z, edge(z[-1:], z[-2:-1] if len(z) > 1 else z[:0])])
+    if left:
+        z = np.hstack([edge(z[:, :1], z[:, 1:2]), z])
+    if right:
+        z = np.hstack([z, edge(z[:, -1:], z[:, -2:-1] if z.shape[1] > 1 else z[:, :0])])
+    return z
+
+
+def _horn(p: np.ndarray, dx: float, dy: float) -> np.ndarray:
+    """Horn slope (degrees) of the inner cells of ``p``, which carries a one-cell halo."""
     a, b, c = p[:-2, :-2], p[:-2, 1:-1], p[:-2, 2:]
-    d, f = p[1:-1, :-2], p[1:-1, 2:]
+    d, e, f = p[1:-1, :-2], p[1:-1, 1:-1], p[1:-1, 2:]
     g, h, i = p[2:, :-2], p[2:, 1:-1], p[2:, 2:]
     dzdx = ((c + 2 * f + i) - (a + 2 * d + g)) / (8 * dx)
     dzdy = ((g + 2 * h + i) - (a + 2 * b + c)) / (8 * dy)
     slope = np.degrees(np.arctan(np.hypot(dzdx, dzdy)))
-    slope[np.isnan(z)] = np.nan
+    slope[np.isnan(e)] = np.nan
     return slope
+
+
+def halo_window(info: RasterInfo, window: Window) -> Window:
+    """``window`` grown by one cell on each side, clipped to the raster."""
+    from rasterio.windows import Window
+
+    c0, r0 = int(window.col_off), int(window.row_off)
+    ec0, er0 = max(c0 - 1, 0), max(r0 - 1, 0)
+    ec1 = min(c0 + int(window.width) + 1, info.width)
+    er1 = min(r0 + int(window.height) + 1, info.height)
+    return Window(ec0, er0, ec1 - ec0, er1 - er0)
+
+
+def slope_in_window(z: np.ndarray, info: RasterInfo, window: Window, halo: Window) -> np.ndarray:
+    """Horn slope of the cells of ``window`` from the DEM ``z`` read over ``halo``
+    (see :func:`halo_window`); equal to those cells of :func:`slope_degrees` of the
+    whole raster."""
+    c0, r0 = int(window.col_off), int(window.row_off)
+    hc0, hr0 = int(halo.col_off), int(halo.row_off)
+    no_left, no_top = c0 == hc0, r0 == hr0
+    no_right = c0 + int(window.width) == hc0 + int(halo.width)
+    no_bottom = r0 + int(window.height) == hr0 + int(halo.height)
+    return _horn(_extend(z, no_top, no_bottom, no_left, no_right), *info.res)
 
 
 def read_slope_window(ds: DatasetReader, info: RasterInfo, window: Window) -> np.ndarray:
@@ -314,15 +355,8 @@ def read_slope_window(ds: DatasetReader, info: RasterInfo, window: Window) -> np
     The window is read with a one-cell halo, so the result equals the same
     cells of :func:`slope_degrees` over the whole raster.
     """
-    from rasterio.windows import Window
-
-    c0, r0 = int(window.col_off), int(window.row_off)
-    w, h = int(window.width), int(window.height)
-    ec0, er0 = max(c0 - 1, 0), max(r0 - 1, 0)
-    ec1, er1 = min(c0 + w + 1, info.width), min(r0 + h + 1, info.height)
-    z = read_window(ds, info, Window(ec0, er0, ec1 - ec0, er1 - er0))
-    s = slope_degrees(z, info.transform)
-    return s[r0 - er0:r0 - er0 + h, c0 - ec0:c0 - ec0 + w]
+    halo = halo_window(info, window)
+    return slope_in_window(read_window(ds, info, halo), info, window, halo)
 
 
 def _chunks(width: int, height: int, *, rows: int = 256,
@@ -345,8 +379,9 @@ def warp_raster(
     src: str | os.PathLike[str],
     dst: str | os.PathLike[str],
     *,
-    crs: Any,
+    crs: Any = None,
     resolution: float | tuple[float, float] | None = None,
+    like: str | os.PathLike[str] | None = None,
     resampling: Literal["bilinear", "nearest", "cubic", "average"] = "bilinear",
     overwrite: bool = False,
     layer: str = "raster",
@@ -356,6 +391,8 @@ def warp_raster(
     The warp goes through a GDAL WarpedVRT read in 256-row strips, so memory
     stays bounded; the output is written to a temporary file beside ``dst`` and
     moved into place with :func:`os.replace`, so ``dst`` is never half-written.
+    The source's dataset tags (a GSI mosaic's ``VERTICAL_ACCURACY_M`` ...) are
+    copied.
 
     Parameters
     ----------
@@ -364,6 +401,11 @@ def warp_raster(
         Target CRS, projected in metres (a JGD2011 plane-rectangular zone, UTM).
     resolution : float or (float, float), optional
         Output pixel size in metres; by default GDAL's estimate of the source's.
+    like : str or Path, optional
+        A raster whose grid (CRS, transform, size) the output takes instead of
+        ``crs`` and ``resolution``: warp depth rasters onto the DEM's grid and
+        :func:`pipeline.zonal.zonal_stats` computes each parcel's coverage once
+        for all of them.
     resampling : {"bilinear", "nearest", "cubic", "average"}
         Bilinear for depths and elevations; nearest for classes.
     overwrite : bool
@@ -398,7 +440,11 @@ def warp_raster(
 
     info = open_raster_checked(src, layer=layer)
     dst = Path(dst)
-    target = CRS.from_user_input(crs)
+    grid = open_raster_checked(like, layer=f"grid for {layer}") if like is not None else None
+    if grid is None and crs is None:
+        raise CRSError(f"warp of {layer} raster {info.path}: give the target crs or a raster "
+                       "to take the grid from (like=)")
+    target = CRS.from_user_input(grid.crs.to_wkt() if grid is not None else crs)
     unit = target.axis_info[0].unit_name if target.axis_info else ""
     if not target.is_projected or unit not in ("metre", "meter"):
         raise CRSError(f"warp of {layer} raster {info.path}: target {describe_crs(target)} is not "
@@ -412,10 +458,13 @@ def warp_raster(
     if resampling not in ("bilinear", "nearest", "cubic", "average"):
         raise RasterError(f"warp of {layer} raster: unknown resampling {resampling!r}")
     dst_crs = rasterio.crs.CRS.from_wkt(target.to_wkt())
-    with warnings.catch_warnings():  # rasterio 1.4 multiplies Affines with `*`
-        warnings.simplefilter("ignore", PendingDeprecationWarning)
-        transform, width, height = calculate_default_transform(
-            info.crs, dst_crs, info.width, info.height, *info.bounds, resolution=resolution)
+    if grid is not None:
+        transform, width, height = grid.transform, grid.width, grid.height
+    else:
+        with warnings.catch_warnings():  # rasterio 1.4 multiplies Affines with `*`
+            warnings.simplefilter("ignore", PendingDeprecationWarning)
+            transform, width, height = calculate_default_transform(
+                info.crs, dst_crs, info.width, info.height, *info.bounds, resolution=resolution)
     nodata = info.nodata if info.nodata is not None else _default_nodata(info.dtype)
     profile = {
         "driver": "GTiff", "dtype": info.dtype, "count": 1, "crs": dst_crs,
@@ -430,7 +479,8 @@ def warp_raster(
             s, crs=dst_crs, transform=transform, width=width, height=height,
             resampling=Resampling[resampling], src_nodata=info.nodata, nodata=nodata,
         ) as vrt, rasterio.open(tmp, "w", **profile) as out:
-            out.update_tags(SITEPLAN_WARPED_FROM=info.path.name, SITEPLAN_RESAMPLING=resampling)
+            out.update_tags(**s.tags(), SITEPLAN_WARPED_FROM=info.path.name,
+                            SITEPLAN_RESAMPLING=resampling)  # keeps e.g. a GSI DEM's accuracy
             for window in _chunks(width, height):
                 out.write(vrt.read(1, window=window), 1, window=window)
         os.replace(tmp, dst)
@@ -505,9 +555,10 @@ def sample_raster(
     if not inside.any():
         return out
     idx = np.flatnonzero(inside)
-    if method == "nearest":
+    nearest = method == "nearest"
+    if nearest:
         c0, r0 = np.floor(cols[idx]).astype(np.int64), np.floor(rows[idx]).astype(np.int64)
-        fx = fy = None
+        fx = fy = np.zeros(len(idx))
     else:
         cc, rr = cols[idx] - 0.5, rows[idx] - 0.5
         c0, r0 = np.floor(cc).astype(np.int64), np.floor(rr).astype(np.int64)
@@ -527,7 +578,7 @@ def sample_raster(
                 r = np.clip(r, 0, info.height - 1) - rmin
                 return z[r, c]
 
-            if fx is None:
+            if nearest:
                 out[idx[sel]] = at(c0[sel], r0[sel])
                 continue
             out[idx[sel]] = _bilinear(at, c0[sel], r0[sel], fx[sel], fy[sel])

@@ -276,6 +276,13 @@ class Runner:
                               "options": opts}, sort_keys=True, default=str)
         return text_digest(payload)
 
+    def stale(self, wanted: Sequence[str]) -> list[str]:
+        """The stages (``wanted`` and upstream) a :meth:`run` would not skip, as far as can be
+        told before running: a stage whose upstream reruns may turn stale too."""
+        forced = set(wanted) if self.ctx.options.force else set()
+        return [n for n in self.order(wanted)
+                if n in forced or not self._fresh(n, self.fingerprint(n))]
+
     def _fresh(self, name: str, fingerprint: str) -> bool:
         record = self.state["stages"].get(name)
         if not record or record.get("fingerprint") != fingerprint:
@@ -305,8 +312,17 @@ class Runner:
                 raise OutputError(f"{resolved} exists and was not written by siteplan; pass "
                                   "--overwrite to replace it, or choose another [study] output")
 
+    def _remove_leftovers(self) -> None:
+        """Delete temporary files an interrupted run left (``.name.XXXX.tmp.ext``)."""
+        for folder in (self.ctx.output, self.ctx.output / STAGES_DIR, self.ctx.state_dir):
+            if folder.is_dir():
+                for tmp in folder.glob(".*.tmp*"):
+                    if tmp.is_file():
+                        tmp.unlink()
+
     def run(self, wanted: Sequence[str]) -> list[StageResult]:
         """Bring the wanted stages (and their upstream) up to date."""
+        self._remove_leftovers()
         results = []
         forced = set(wanted) if self.ctx.options.force else set()
         for name in self.order(wanted):

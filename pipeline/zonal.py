@@ -17,9 +17,14 @@ Pixel weighting (``mode``)
 ``"all_touched"``
     Every pixel the geometry touches counts.
 
-Both other modes rasterize each parcel (:func:`rasterio.features.geometry_mask`)
-on its own window. Rasters are always read by window, never whole; parcels are
-visited in Hilbert-curve order so that GDAL's block cache is reused.
+These two modes use GDAL's rasterizer (:mod:`rasterio.features`), so a parcel
+gets exactly the pixels rasterstats gives it, including GDAL's habit of giving
+a pixel whose centre lies on an edge two parcels share to both of them.
+
+Rasters are always read by window, never whole. Parcels are visited in
+Hilbert-curve order, in batches; the raster blocks a batch touches are decoded
+first by a few multi-block reads (multi-threaded in GDAL), then each parcel's
+window is read from GDAL's block cache.
 
 Columns (``<key>`` is the raster's key in ``rasters``)
 -------------------------------------------------------
@@ -59,6 +64,7 @@ Parcels must be in the rasters' CRS; areas, classes and slope need a metric
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import math
 import time
@@ -70,13 +76,14 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
-from pipeline.errors import ConfigError, CRSError, LayerError, raise_all
+from pipeline.errors import ConfigError, CRSError, LayerError, RasterError, raise_all
 from pipeline.raster import (
     RasterInfo,
     describe_crs,
+    halo_window,
     open_raster_checked,
-    read_slope_window,
     read_window,
+    slope_in_window,
 )
 
 if TYPE_CHECKING:
@@ -117,7 +124,7 @@ def class_intervals(breaks: Sequence[float]) -> list[tuple[float, float]]:
         b.insert(0, 0.0)
     if b and not math.isinf(b[-1]):
         b.append(math.inf)
-    return list(zip(b[:-1], b[1:]))
+    return list(itertools.pairwise(b))
 
 
 def class_column(key: str, lo: float, hi: float) -> str:
@@ -157,25 +164,46 @@ class _Spec:
 
 
 @dataclass
-class _Band:
-    """A raster band read window by window as float64 with NaN for nodata."""
+class _Source:
+    """An open raster whose last window read is kept, so that the bands sharing it
+    (a DEM's values and its slope) read each window once."""
 
     info: RasterInfo
     ds: DatasetReader
-    slope: bool = False
-    _last: tuple[tuple[int, int, int, int], np.ndarray] | None = None
+    halo: bool = False
+    _key: tuple[int, int, int, int] | None = None
+    _last: tuple[np.ndarray, Any, Any] | None = None
 
-    def read(self, col: int, row: int, width: int, height: int) -> np.ndarray:
+    def read(self, col: int, row: int, width: int, height: int) -> tuple[np.ndarray, Any, Any]:
         from rasterio.windows import Window
 
         key = (col, row, width, height)
-        if self._last is not None and self._last[0] == key:
-            return self._last[1]
-        window = Window(col, row, width, height)
-        arr = read_slope_window(self.ds, self.info, window) if self.slope else \
-            read_window(self.ds, self.info, window)
-        self._last = (key, arr)
-        return arr
+        if self._last is None or self._key != key:
+            window = Window(col, row, width, height)
+            area = halo_window(self.info, window) if self.halo else window
+            self._key, self._last = key, (read_window(self.ds, self.info, area), window, area)
+        return self._last
+
+
+@dataclass
+class _Band:
+    """A band read window by window as float64 with NaN for nodata: values or slope."""
+
+    source: _Source
+    slope: bool = False
+
+    @property
+    def info(self) -> RasterInfo:
+        return self.source.info
+
+    def read(self, col: int, row: int, width: int, height: int) -> np.ndarray:
+        z, window, area = self.source.read(col, row, width, height)
+        if self.slope:
+            return slope_in_window(z, self.info, window, area)
+        if area is window:
+            return z
+        r, c = row - int(area.row_off), col - int(area.col_off)
+        return z[r:r + height, c:c + width]
 
 
 def zonal_stats(
@@ -191,14 +219,17 @@ def zonal_stats(
     slope: str | None = None,
     cache_mb: int = 256,
     batch_cells: int = 4_000_000,
+    decode_threads: int | Literal["ALL_CPUS"] = "ALL_CPUS",
 ) -> pd.DataFrame:
     """Statistics of each raster over each parcel.
 
     Parameters
     ----------
     parcels : GeoDataFrame
-        Parcels in the rasters' CRS. Polygons; points and lines too in
-        ``"centre"`` and ``"all_touched"`` modes. Empty geometries get count 0.
+        Parcels in the rasters' CRS: valid polygons (points and lines too in
+        ``"centre"`` and ``"all_touched"`` modes). Empty geometries get count 0.
+        Meant for parcels, not whole municipalities: the pixel table of one
+        polygon (8 bytes per covered pixel and raster) is held in memory.
     rasters : mapping of str to path
         Raster key (used in column names) to GeoTIFF path; band 1 is read.
     stats : sequence of str, or mapping of key to sequence of str
@@ -225,6 +256,9 @@ def zonal_stats(
     batch_cells : int
         Parcels are processed in batches whose bounding boxes hold about this
         many pixels, which bounds the memory of the per-pixel tables.
+    decode_threads : int or "ALL_CPUS"
+        Threads GDAL may use to decode raster blocks (``GDAL_NUM_THREADS``);
+        give 1 when several workers share the machine.
 
     Returns
     -------
@@ -272,7 +306,9 @@ def zonal_stats(
         spec.pixel_area = infos[spec.base].pixel_area
     columns: dict[str, np.ndarray] = {}
     for group in _groups(infos, specs):
-        columns.update(_run_group(geoms, group, infos, specs, mode, cache_mb, batch_cells))
+        columns.update(_run_group(geoms, group, infos, specs, mode,
+                                  {"GDAL_CACHEMAX": int(cache_mb) * 2**20,
+                                   "GDAL_NUM_THREADS": str(decode_threads)}, batch_cells))
     out = pd.DataFrame(_ordered(columns, specs), index=parcels.index)
     logger.info("zonal_stats: %d parcels x %d rasters (%s mode) in %.2f s", len(parcels),
                 len(infos), mode, time.perf_counter() - t0)
@@ -321,7 +357,7 @@ def _check_options(
                             f"({', '.join(rasters)})")
     for key, breaks in classes.items():
         b = [float(x) for x in breaks]
-        if not b or any(hi <= lo for lo, hi in zip(b, b[1:])):
+        if not b or any(hi <= lo for lo, hi in itertools.pairwise(b)):
             problems.append(f"classes[{key!r}] = {list(breaks)}: give strictly increasing breaks")
     raise_all(problems, ConfigError, "zonal_stats")
     specs = {
@@ -386,7 +422,7 @@ def _groups(infos: Mapping[str, RasterInfo],
 
 def _run_group(geoms: np.ndarray, group: list[tuple[str, str, bool]],
                infos: Mapping[str, RasterInfo], specs: Mapping[str, _Spec], mode: str,
-               cache_mb: int, batch_cells: int) -> dict[str, np.ndarray]:
+               gdal: Mapping[str, Any], batch_cells: int) -> dict[str, np.ndarray]:
     """Columns for the bands of one grid, over all parcels.
 
     Parcels go in Hilbert order, in batches. Before a batch is summarised, the
@@ -403,11 +439,13 @@ def _run_group(geoms: np.ndarray, group: list[tuple[str, str, bool]],
     results: dict[str, np.ndarray] = {}
     paths = list(dict.fromkeys(base for _, base, _ in group))
     with contextlib.ExitStack() as stack:
-        stack.enter_context(rasterio.Env(GDAL_CACHEMAX=int(cache_mb) * 2**20,
-                                         GDAL_NUM_THREADS="ALL_CPUS"))
+        stack.enter_context(rasterio.Env(**gdal))
         handles = {base: stack.enter_context(rasterio.open(infos[base].path)) for base in paths}
-        bands = [_Band(infos[base], handles[base], slope) for _, base, slope in group]
-        blocks = _BlockPlan(handles[paths[0]], info, n_datasets=len(handles), cache_mb=cache_mb)
+        sloped = {base for _, base, slope in group if slope}
+        sources = {base: _Source(infos[base], handles[base], base in sloped) for base in paths}
+        bands = [_Band(sources[base], slope) for _, base, slope in group]
+        blocks = _BlockPlan(handles[paths[0]], info, n_datasets=len(handles),
+                            cache_mb=gdal["GDAL_CACHEMAX"] // 2**20)
         for batch in _batches(geoms[order], info, batch_cells, blocks):
             idx = order[batch]
             for ds in handles.values():
@@ -437,8 +475,7 @@ def _hilbert_order(geoms: np.ndarray) -> np.ndarray:
 
     if len(geoms) < 2:
         return np.arange(len(geoms))
-    s = gpd.GeoSeries(geoms)
-    return np.argsort(s.hilbert_distance(), kind="stable")
+    return np.argsort(gpd.GeoSeries(geoms).hilbert_distance().to_numpy(), kind="stable")
 
 
 def _pixel_ranges(geoms: np.ndarray, info: RasterInfo,
@@ -542,8 +579,8 @@ def _exact_pixels(geoms: np.ndarray,
     lengths = np.array([len(p["w"]) for p in props], dtype=np.int64)
     for j in range(len(bands)):
         if any(len(p[f"v{j}"]) != len(p["w"]) for p in props):
-            raise LayerError("exactextract returned values and coverage of different lengths; "
-                             "this is a bug, please report it with the inputs")
+            raise RasterError("exactextract returned values and coverage of different "
+                              "lengths; this is a bug, please report it with the inputs")
     fid = np.repeat(np.arange(len(geoms)), lengths)
 
     def cat(name: str) -> np.ndarray:
@@ -559,7 +596,7 @@ def _ee_source(band: _Band, name: str) -> Any:
 
     info = band.info
 
-    class _Source(RasterSource):  # type: ignore[misc]
+    class _BandSource(RasterSource):  # type: ignore[misc]
         def __init__(self) -> None:
             super().__init__()
             self.set_name(name)
@@ -579,7 +616,7 @@ def _ee_source(band: _Band, name: str) -> Any:
         def read_window(self, x0: int, y0: int, nx: int, ny: int) -> np.ndarray:
             return band.read(x0, y0, nx, ny)
 
-    return _Source()
+    return _BandSource()
 
 
 def _wkb_features(geoms: np.ndarray) -> Any:
@@ -610,7 +647,7 @@ def _wkb_features(geoms: np.ndarray) -> Any:
         def set(self, name: str, value: Any) -> None:
             pass
 
-    class _Source(FeatureSource):  # type: ignore[misc]
+    class _WkbSource(FeatureSource):  # type: ignore[misc]
         def count(self) -> int:
             return len(wkbs)
 
@@ -621,7 +658,7 @@ def _wkb_features(geoms: np.ndarray) -> Any:
         def srs_wkt(self) -> None:
             return None
 
-    return _Source()
+    return _WkbSource()
 
 
 def _mask_pixels(geoms: np.ndarray, bands: list[_Band], info: RasterInfo,
@@ -630,11 +667,13 @@ def _mask_pixels(geoms: np.ndarray, bands: list[_Band], info: RasterInfo,
 
     Polygons whose interiors overlap no other polygon of the batch are burnt
     together, many per :func:`rasterio.features.rasterize` call, as labels of
-    one window: GDAL's centre rule is half-open (a pixel centre on a shared
-    edge goes to one side only), so neighbours that merely touch get the same
-    pixels as when burnt alone. Overlapping polygons, points, lines, and every
-    geometry in ``all_touched`` mode (where neighbours share the pixels along
-    their common edge) are burnt one by one.
+    one window. A pixel centre lying exactly on an edge two neighbours share
+    can belong to both when each is burnt alone (GDAL includes such centres on
+    some edges), which labels cannot say: a second burn counts the polygons
+    claiming each pixel, and a window where any pixel is claimed twice is
+    burnt again one polygon at a time. Overlapping polygons, points, lines and
+    every geometry in ``all_touched`` mode are burnt one by one. Either way a
+    parcel gets the pixels it gets when burnt alone, as in rasterstats.
     """
     import shapely
 
@@ -692,6 +731,9 @@ def _burn_one_by_one(geoms: np.ndarray, which: np.ndarray, bands: list[_Band], i
     return np.concatenate(fids), [np.concatenate(p) for p in parts]
 
 
+_CLAIM = 2**16
+
+
 def _burn_together(geoms: np.ndarray, which: np.ndarray, bands: list[_Band], info: RasterInfo,
                    ranges: tuple[np.ndarray, ...],
                    max_cells: int = 262_144) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -699,6 +741,7 @@ def _burn_together(geoms: np.ndarray, which: np.ndarray, bands: list[_Band], inf
     import json
 
     import shapely
+    from rasterio.enums import MergeAlg
     from rasterio.features import rasterize
 
     c0, c1, r0, r1 = ranges
@@ -710,7 +753,7 @@ def _burn_together(geoms: np.ndarray, which: np.ndarray, bands: list[_Band], inf
         i = which[k]
         wc0, wc1, wr0, wr1 = c0[i], c1[i], r0[i], r1[i]
         m = k + 1
-        while m < len(which):
+        while m < len(which) and m - k < _CLAIM - 1:
             j = which[m]
             n0, n1 = min(wc0, c0[j]), max(wc1, c1[j])
             m0, m1 = min(wr0, r0[j]), max(wr1, r1[j])
@@ -719,9 +762,19 @@ def _burn_together(geoms: np.ndarray, which: np.ndarray, bands: list[_Band], inf
             wc0, wc1, wr0, wr1 = n0, n1, m0, m1
             m += 1
         w, h = int(wc1 - wc0), int(wr1 - wr0)
-        labels = rasterize([(shapes[q], q - k + 1) for q in range(k, m)], out_shape=(h, w),
-                           transform=_window_transform(info, int(wc0), int(wr0)), fill=0,
-                           dtype="int32").ravel()
+        burn = {"out_shape": (h, w), "transform": _window_transform(info, int(wc0), int(wr0)),
+                "fill": 0}
+        # each polygon adds 2**16 + its label: a pixel claimed twice holds >= 2**17
+        burnt = rasterize([(shapes[q], _CLAIM + q - k + 1) for q in range(k, m)], dtype="int32",
+                          merge_alg=MergeAlg.add, **burn).ravel()
+        if burnt.max(initial=0) >= 2 * _CLAIM:  # a shared edge through pixel centres
+            fid, vals = _burn_one_by_one(geoms, which[k:m], bands, info, ranges, False)
+            fids.append(fid)
+            for part, v in zip(parts, vals):
+                part.append(v)
+            k = m
+            continue
+        labels = burnt & (_CLAIM - 1)
         hit = np.flatnonzero(labels)
         fids.append(which[k:m][labels[hit] - 1])
         for part, band in zip(parts, bands):
@@ -730,70 +783,72 @@ def _burn_together(geoms: np.ndarray, which: np.ndarray, bands: list[_Band], inf
     return np.concatenate(fids), [np.concatenate(p) for p in parts]
 
 
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den, NaN where den is 0."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+
+
 def _reduce(fid: np.ndarray, w: np.ndarray, v: np.ndarray, n: int,
             spec: _Spec) -> dict[str, np.ndarray]:
-    """Per-parcel statistics of one band from its pixel table (vectorised)."""
+    """Per-parcel statistics of one band from its pixel table, all parcels at once.
+
+    ``fid`` is each pixel's parcel (0..n-1), ``w`` its weight (coverage), ``v``
+    its value (NaN for nodata).
+    """
     key = spec.key
     valid = ~np.isnan(v)
     wv = np.where(valid, w, 0.0)
     vz = np.where(valid, v, 0.0)
     count = np.bincount(fid, wv, n)
-    total = np.bincount(fid, w, n)
-    has = count > 0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(has, np.bincount(fid, wv * vz, n) / np.where(has, count, 1.0), np.nan)
-    out: dict[str, np.ndarray] = {}
-    need_minmax = {"min", "max", "range"} & set(spec.stats)
-    if need_minmax:
-        lo, hi = np.full(n, np.inf), np.full(n, -np.inf)
+    total_sum = np.bincount(fid, wv * vz, n)
+    mean = _ratio(total_sum, count)
+    lo, hi = np.full(n, np.inf), np.full(n, -np.inf)
+    if {"min", "max", "range"} & set(spec.stats):
         np.minimum.at(lo, fid[valid], v[valid])
         np.maximum.at(hi, fid[valid], v[valid])
-        lo[~has], hi[~has] = np.nan, np.nan
+        lo[count <= 0], hi[count <= 0] = np.nan, np.nan
+    simple = {
+        "count": lambda: count,
+        "nodata": lambda: np.bincount(fid, np.where(valid, 0.0, w), n),
+        "area": lambda: count * spec.pixel_area,
+        "mean": lambda: mean,
+        "sum": lambda: total_sum,
+        "min": lambda: lo,
+        "max": lambda: hi,
+        "range": lambda: hi - lo,
+        "std": lambda: np.sqrt(_ratio(
+            np.bincount(fid, wv * np.where(valid, v - mean[fid], 0.0) ** 2, n), count)),
+    }
+    out = {f"{key}_{stat}": simple[stat]() for stat in spec.stats if stat in simple}
     qs = [(percentile_column(key, q), q / 100.0) for q in spec.percentiles]
     if "median" in spec.stats:
         qs.append((f"{key}_median", 0.5))
-    qvals = _weighted_quantiles(fid[valid], v[valid], w[valid], n, [q for _, q in qs])
-    for stat in spec.stats:
-        if stat == "count":
-            out[f"{key}_count"] = count
-        elif stat == "nodata":
-            out[f"{key}_nodata"] = np.bincount(fid, np.where(valid, 0.0, w), n)
-        elif stat == "area":
-            out[f"{key}_area"] = count * spec.pixel_area
-        elif stat == "mean":
-            out[f"{key}_mean"] = mean
-        elif stat == "sum":
-            out[f"{key}_sum"] = np.bincount(fid, wv * vz, n)
-        elif stat == "min":
-            out[f"{key}_min"] = lo
-        elif stat == "max":
-            out[f"{key}_max"] = hi
-        elif stat == "range":
-            out[f"{key}_range"] = hi - lo
-        elif stat == "std":
-            dev = np.where(valid, v - mean[fid], 0.0)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                out[f"{key}_std"] = np.where(
-                    has, np.sqrt(np.bincount(fid, wv * dev**2, n) / np.where(has, count, 1.0)),
-                    np.nan)
-    for (name, _), vals in zip(qs, qvals):
-        if name.endswith("_median") and "median" not in spec.stats:
-            continue
+    for (name, _), vals in zip(qs, _weighted_quantiles(fid[valid], v[valid], w[valid], n,
+                                                        [q for _, q in qs])):
         out[name] = vals
+    out.update(_reduce_areas(fid, w, v, valid, n, spec))
+    return out
+
+
+def _reduce_areas(fid: np.ndarray, w: np.ndarray, v: np.ndarray, valid: np.ndarray, n: int,
+                  spec: _Spec) -> dict[str, np.ndarray]:
+    """Class areas, wet area and share, and categorical counts of one band."""
+    key = spec.key
+    out: dict[str, np.ndarray] = {}
     wet_mask = valid & (v > spec.wet) if spec.wet is not None else valid
     if spec.intervals:
-        breaks = np.array([lo_ for lo_, _ in spec.intervals] + [spec.intervals[-1][1]])
         k = len(spec.intervals)
+        breaks = np.array([lo for lo, _ in spec.intervals] + [spec.intervals[-1][1]])
         cls = np.searchsorted(breaks, v, side="right") - 1
         sel = wet_mask & (cls >= 0) & (cls < k)
         areas = np.bincount(fid[sel] * k + cls[sel], w[sel], n * k).reshape(n, k)
-        for j, (lo_, hi_) in enumerate(spec.intervals):
-            out[class_column(key, lo_, hi_)] = areas[:, j] * spec.pixel_area
+        for j, (lo, hi) in enumerate(spec.intervals):
+            out[class_column(key, lo, hi)] = areas[:, j] * spec.pixel_area
     if spec.wet is not None:
         wet = np.bincount(fid, np.where(wet_mask, w, 0.0), n)
         out[f"{key}_wet_area"] = wet * spec.pixel_area
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[f"{key}_wet_share"] = np.where(total > 0, wet / np.where(total > 0, total, 1), np.nan)
+        out[f"{key}_wet_share"] = _ratio(wet, np.bincount(fid, w, n))
     if spec.categorical and valid.any():
         uniq, inv = np.unique(v[valid], return_inverse=True)
         k = len(uniq)

@@ -88,7 +88,7 @@ def coverage_cap(site_area: ArrayLike, coverage_ratio: ArrayLike, *, corner: Arr
     is_corner, is_fire = is_corner.astype(bool), is_fire.astype(bool)
     exempt = is_fire & (ratio >= 0.8 - 1e-9)
     bonus = 0.1 * is_corner + 0.1 * (is_fire & ~exempt)
-    effective = np.where(exempt, 1.0, np.minimum(np.round(ratio + bonus, 10), 1.0))
+    effective = np.where(exempt, 1.0, np.clip(np.round(ratio + bonus, 10), ratio, 1.0))
     return pd.DataFrame({
         "coverage_ratio": ratio, "coverage_bonus": np.round(effective - ratio, 10),
         "coverage_ratio_effective": effective, "coverage_cap_m2": area * effective,

@@ -78,6 +78,14 @@ def test_sea_cells_are_nodata(tmp_path: Path) -> None:
     assert meta["cell_types"] == {"地表面": 1, "海水面": 3}
 
 
+def test_ten_metre_contour_tile(tmp_path: Path) -> None:
+    z, transform, meta = read_gsi_tile(tile(tmp_path, [[5.5, 6.5]], step=2 * STEP,
+                                            name="FG-GML-5238-74-DEM10B-20161001.xml"))
+    assert z.tolist() == [[5.5, 6.5]]
+    assert transform.a == pytest.approx(2 * STEP)
+    assert (meta["kind"], meta["vertical_accuracy"]) == ("contour10m", 5.0)
+
+
 def test_two_adjacent_tiles_mosaic(tmp_path: Path) -> None:
     a = tile(tmp_path, [[1.0, 2.0], [3.0, 4.0]], name="a-DEM5A.xml")
     b = tile(tmp_path, [[5.0, None], [7.0, 8.0]], west=138.0 + 2 * STEP, name="b-DEM5B.xml")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -40,8 +41,10 @@ def test_a31_codes_as_text_and_legacy_codes() -> None:
 
 
 def test_open_upper_cap() -> None:
-    out = depth_intervals_from_ranks(ranks("A31a_205", [6]), open_upper=30.0)
-    assert out["depth_max"].tolist() == [30.0]
+    out = depth_intervals_from_ranks(ranks("A31a_205", [5, 6]), open_upper=30.0)
+    assert out["depth_max"].tolist() == [20.0, 30.0]
+    with pytest.raises(LayerError, match="not above the open rank's lower bound 20"):
+        depth_intervals_from_ranks(ranks("A31a_205", [6]), open_upper=15.0)
 
 
 @pytest.mark.parametrize(("text", "interval"), [
@@ -138,13 +141,13 @@ def test_crs_contract(flood: gpd.GeoDataFrame) -> None:
                                   ranks("A31a_205", [1]))
 
 
-def test_same_columns_as_a_depth_raster(flood: gpd.GeoDataFrame, tmp_path: object) -> None:
+def test_same_columns_as_a_depth_raster(flood: gpd.GeoDataFrame, tmp_path: Path) -> None:
     import rasterio
     from affine import Affine
 
     from pipeline.zonal import zonal_stats
 
-    tif = tmp_path / "d.tif"  # type: ignore[operator]
+    tif = tmp_path / "d.tif"
     with rasterio.open(tif, "w", driver="GTiff", width=2, height=2, count=1, dtype="float32",
                        crs=CRS, transform=Affine(10, 0, 0, 0, -10, 20)) as ds:
         ds.write(np.full((1, 2, 2), 1.0, "float32"))

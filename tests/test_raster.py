@@ -113,15 +113,34 @@ def test_warp_refuses_to_overwrite_and_degrees(tmp_path: Path) -> None:
         warp_raster(src, tmp_path / "c.tif", crs="EPSG:4326")
 
 
-def test_warp_keeps_values(tmp_path: Path) -> None:
+def test_warp_keeps_values_and_tags(tmp_path: Path) -> None:
     z = np.arange(100, dtype="float32").reshape(10, 10)
     src = write_raster(tmp_path / "a.tif", z, cell=10.0)
+    with rasterio.open(src, "r+") as ds:
+        ds.update_tags(VERTICAL_ACCURACY_M="0.3", DEM_KIND="laser5m")
     dst = warp_raster(src, tmp_path / "b.tif", crs="EPSG:6677", resolution=5,
                       resampling="nearest")
     with rasterio.open(dst) as ds:
         out = ds.read(1)
+        tags = ds.tags()
+    assert (tags["VERTICAL_ACCURACY_M"], tags["DEM_KIND"]) == ("0.3", "laser5m")
     assert out.shape == (20, 20)
     assert np.array_equal(out[::2, ::2], z)
+
+
+def test_warp_onto_another_grid(tmp_path: Path) -> None:
+    dem = write_raster(tmp_path / "dem.tif", np.zeros((30, 40), "float32"), cell=5.0)
+    with rasterio.open(tmp_path / "ll.tif", "w", driver="GTiff", width=10, height=10, count=1,
+                       dtype="float32", crs="EPSG:6668", nodata=-9999.0,
+                       transform=Affine(0.0001, 0, 139.833, 0, -0.0001, 36.0015)) as ds:
+        ds.write(np.full((1, 10, 10), 2.0, "float32"))  # on zone IX's origin (139.83 E, 36 N)
+    out = warp_raster(tmp_path / "ll.tif", tmp_path / "depth.tif", like=dem, layer="flood")
+    assert open_raster_checked(out, layer="flood").grid == open_raster_checked(dem, layer="dem").grid
+    with rasterio.open(out) as ds:
+        z = ds.read(1)
+    assert (z == 2.0).sum() > 100 and (z == -9999.0).sum() > 100
+    with pytest.raises(CRSError, match="give the target crs"):
+        warp_raster(dem, tmp_path / "x.tif")
 
 
 # --- sample_raster -------------------------------------------------------------
