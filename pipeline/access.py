@@ -29,6 +29,7 @@ import pandas as pd
 import shapely
 
 from pipeline import network as nw
+from pipeline._progress import progress
 from pipeline.config import Access
 from pipeline.errors import LayerError, NetworkError, raise_all
 from pipeline.parallel import point_distances
@@ -238,6 +239,7 @@ def access_table(
     AccessResult
     """
     walk = nw.ignore_oneway(net)
+    bar = bool(options is not None and options.progress)
     table, points = entrance_points(parcels, walk, settings)
     routes, profiles = [], []
     if centre is not None:
@@ -249,17 +251,22 @@ def access_table(
         t = nw.point_distance_matrix(net, [centre], points.geometry, weight=speeds)[0]
         conn_t = points["connector"].to_numpy() / (settings.drive_speed / 3.6)
         table["drive_centre_min"] = _per_site(t, points, parcels.index, conn_t)["v"] / 60
-        for site, k in best["k"].dropna().astype(int).items():
+        winners = best["k"].dropna().astype(int)
+        for site, k in progress(winners.items(), desc="routes from the centre",
+                                total=len(winners), enabled=bar):
             routes.append(_route(walk, centre, points.geometry.iloc[k], site, "from_centre", dem))
         table["visible_share"] = visible_share(parcels, dem, centre,
                                                observer_height=settings.observer_height,
-                                               target_height=settings.target_height)
+                                               target_height=settings.target_height,
+                                               show_progress=bar)
     if street:
         sources = nw.street_nodes(walk, street, column=name_column)
         d, near = nw.distances_to_points(walk, sources, points.geometry)
         best = _per_site(d, points, parcels.index)
         table["dist_street_m"] = best["v"]
-        for site, k in best["k"].dropna().astype(int).items():
+        winners = best["k"].dropna().astype(int)
+        for site, k in progress(winners.items(), desc="routes from the street",
+                                total=len(winners), enabled=bar):
             start = int(sources[near[k]])
             routes.append(_route(walk, start, points.geometry.iloc[k], site, "from_street", dem))
     route_frame = gpd.GeoDataFrame([r[0] for r in routes], geometry="geometry", crs=parcels.crs) \
@@ -272,7 +279,7 @@ def access_table(
     if population is not None and len(population):
         table = table.join(population_reach(walk, population, count_column, points,
                                             parcels.index, settings, options))
-    iso = _isochrones(walk, points, parcels.index, settings)
+    iso = _isochrones(walk, points, parcels.index, settings, show_progress=bar)
     return AccessResult(table, route_frame, pd.DataFrame(profiles), iso)
 
 
@@ -294,11 +301,11 @@ def _route(net: nw.RoadNetwork, start: Any, end: shapely.Point, site: str, kind:
 
 
 def _isochrones(walk: nw.RoadNetwork, points: gpd.GeoDataFrame, index: pd.Index,
-                settings: Access) -> gpd.GeoDataFrame:
+                settings: Access, *, show_progress: bool = False) -> gpd.GeoDataFrame:
     """Walking isochrones from each site's entrances (one Dijkstra per site)."""
     frames = []
     nodes, _ = nw.nearest_nodes(walk, np.column_stack([points.geometry.x, points.geometry.y]))
-    for site in index:  # one multi-source search per candidate site
+    for site in progress(index, desc="isochrones", enabled=show_progress):  # one search a site
         mine = nodes[points["site_id"].to_numpy() == site]
         if len(mine) == 0 or not settings.isochrone_minutes:
             continue

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import zoning
+from pipeline._progress import progress
 from pipeline.config import Programme, Zoning
 from pipeline.errors import LayerError, raise_all
 
@@ -244,7 +245,8 @@ def exclusion_areas(ctx: Any) -> gpd.GeoDataFrame | None:
     if z.max_slope <= 0 and level is None:
         return None
     return unbuildable_ground(ctx.parcels, ctx.dem,
-                              max_slope=z.max_slope or None, below=level)
+                              max_slope=z.max_slope or None, below=level,
+                              show_progress=ctx.options.progress)
 
 
 def unbuildable_ground(
@@ -253,6 +255,7 @@ def unbuildable_ground(
     *,
     max_slope: float | None = None,
     below: pd.Series | None = None,
+    show_progress: bool = False,
 ) -> gpd.GeoDataFrame:
     """Polygons of DEM cells inside the parcels that are too steep or below a water level.
 
@@ -270,6 +273,8 @@ def unbuildable_ground(
         Degrees; steeper cells are excluded.
     below : Series, optional
         Water level (m T.P.) per parcel; lower cells are excluded.
+    show_progress : bool
+        A progress bar over the parcels.
 
     Returns
     -------
@@ -285,7 +290,9 @@ def unbuildable_ground(
 
     pieces, owners = [], []
     with rasterio.open(dem) as ds:
-        for site, geom in zip(parcels.index, parcels.geometry.to_numpy()):
+        for site, geom in progress(zip(parcels.index, parcels.geometry.to_numpy()),
+                                   desc="unbuildable ground", total=len(parcels),
+                                   enabled=show_progress):
             win = from_bounds(*geom.buffer(2 * ds.res[0]).bounds, transform=ds.transform)
             win = win.round_offsets().round_lengths()
             z = ds.read(1, window=win, masked=True).astype("float64").filled(np.nan)

@@ -21,6 +21,8 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from pipeline._progress import progress
+
 logger = logging.getLogger(__name__)
 
 
@@ -44,6 +46,7 @@ def visible_share(
     observer_height: float = 1.5,
     target_height: float = 0.0,
     max_cells: int = 2000,
+    show_progress: bool = False,
 ) -> pd.Series:
     """Share of each parcel's area visible from ``viewpoint``.
 
@@ -62,6 +65,8 @@ def visible_share(
         height of the planned building asks whether the building will be seen).
     max_cells : int
         At most this many target cells per parcel (a regular subsample beyond).
+    show_progress : bool
+        A progress bar over the parcels.
 
     Returns
     -------
@@ -92,7 +97,8 @@ def visible_share(
     out = pd.Series(np.nan, index=parcels.index, name="visible_share")
     with rasterio.open(dem) as ds:
         res = abs(ds.transform.a)
-        for site, geom in zip(parcels.index, parcels.geometry.to_numpy()):
+        for site, geom in progress(zip(parcels.index, parcels.geometry.to_numpy()),
+                                   desc="visibility", total=len(parcels), enabled=show_progress):
             bounds = shapely.union(geom, viewpoint).buffer(2 * res).bounds
             win = from_bounds(*bounds, transform=ds.transform).round_offsets().round_lengths()
             win = win.intersection(rasterio.windows.Window(0, 0, ds.width, ds.height))
