@@ -27,15 +27,12 @@ logger = logging.getLogger(__name__)
 
 
 def _bilinear(z: np.ndarray, col: np.ndarray, row: np.ndarray) -> np.ndarray:
-    """Bilinear interpolation at fractional pixel-centre coordinates; NaN outside."""
-    c0 = np.floor(col).astype(int)
-    r0 = np.floor(row).astype(int)
-    fx, fy = col - c0, row - r0
-    ok = (c0 >= 0) & (r0 >= 0) & (c0 < z.shape[1] - 1) & (r0 < z.shape[0] - 1)
-    c0, r0 = np.where(ok, c0, 0), np.where(ok, r0, 0)
-    v = (z[r0, c0] * (1 - fx) * (1 - fy) + z[r0, c0 + 1] * fx * (1 - fy)
-         + z[r0 + 1, c0] * (1 - fx) * fy + z[r0 + 1, c0 + 1] * fx * fy)
-    return np.where(ok, v, np.nan)
+    """Bilinear interpolation at fractional pixel-centre coordinates (scipy); NaN outside."""
+    from scipy.ndimage import map_coordinates
+
+    coords = np.stack([np.ravel(row), np.ravel(col)])
+    out = map_coordinates(z, coords, order=1, mode="constant", cval=np.nan)
+    return out.reshape(np.shape(col))
 
 
 def visible_share(
