@@ -127,7 +127,7 @@ def validate_inputs(ctx: Any, stages: Sequence[str]) -> None:
     stages : sequence of str
         The stages about to run.
     """
-    from pipeline import access, envelope
+    from pipeline import access, envelope, hazard
     from pipeline.layers import check_raster_extent
 
     study = ctx.study
@@ -141,6 +141,8 @@ def validate_inputs(ctx: Any, stages: Sequence[str]) -> None:
     for sc in study.scenario:
         if sc.depth is not None:
             check_raster_extent(sc.depth, name=sc.name, crs=ctx.crs, study_area=ctx.area)
+        if sc.ranks is not None:
+            hazard.rank_polygons(ctx, sc)
     if "envelope" in stages:
         envelope.check_inputs(ctx)
     if "access" in stages:
@@ -277,6 +279,45 @@ def check(study: Path | None) -> None:
         raise RasterError("; ".join(problems))
     logger.info("%s: study file and layers are valid (%d parcels, CRS %s)", loaded.study.name,
                 len(ctx.parcels), ctx.crs.to_string())
+
+
+@cli.command()
+@click.argument("districts", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("facilities", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--roads", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Road centre lines (GeoPackage, GeoJSON, Shapefile, GeoParquet).")
+@click.option("--threshold", required=True, type=click.FloatRange(min=0, min_open=True),
+              help="Reach in metres along the roads.")
+@click.option("--label", default=None, help="Column naming the facilities.")
+@click.option("--crs", default="auto", show_default=True, help="Metric CRS of the analysis.")
+@click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
+def coverage(districts: Path, facilities: Path, output: Path, roads: Path, threshold: float,
+             label: str | None, crs: str, overwrite: bool) -> None:
+    """Nearest facility of each district over the roads, and the districts beyond reach.
+
+    \b
+    $ siteplan coverage associations.gpkg centres.gpkg coverage.gpkg \\
+          --roads roads.gpkg --threshold 1000 --label name
+    """
+    from pipeline._io import write_frame
+    from pipeline.coverage import coverage_from_files
+    from pipeline.errors import OutputError
+
+    inputs = {p.resolve() for p in (districts, facilities, roads)}
+    if output.resolve() in inputs:
+        raise OutputError(f"{output} is an input; write the result to another file")
+    if output.suffix.lower() not in (".gpkg", ".csv", ".parquet"):
+        raise click.BadParameter("OUTPUT must end in .gpkg, .csv or .parquet", param_hint="OUTPUT")
+    if output.exists() and not overwrite:
+        raise OutputError(f"{output} exists; pass --overwrite to replace it")
+    table = coverage_from_files(districts, facilities, roads, threshold=threshold, crs=crs,
+                                facility_label=label)
+    if output.suffix.lower() == ".csv":
+        table = table.drop(columns=table.geometry.name)
+    write_frame(output, table)
+    logger.info("coverage: %d of %d districts beyond %g m; written to %s",
+                int(table["beyond"].sum()), len(table), threshold, output)
 
 
 def main() -> None:

@@ -583,7 +583,7 @@ def write_figures(ctx: Any, frames: Mapping[str, Any], *, lang: str) -> dict[str
     study, sites = ctx.study, frames["sites"]
     scenario = _depth_scenario(study.scenario)
     depth = read_grid(ctx.raster(scenario.depth, scenario.name)) if scenario else None
-    dem = read_grid(ctx.raster(study.layers.dem, "dem"))
+    dem = read_grid(ctx.dem)
     title = study.maps.title or study.study.name
     roads_spec, poi_spec = study.layers.roads, study.layers.poi
     overlay = overlay_figure(

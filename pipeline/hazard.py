@@ -323,15 +323,11 @@ def _check_ground(stats: pd.DataFrame, dem: Path, parcels: pd.DataFrame,
 def _depth_stats(ctx: Any, scenario: Scenario, stats: pd.DataFrame) -> pd.DataFrame | None:
     """``depth_*`` columns of one scenario, from its raster's zonal statistics or its ranks."""
     if scenario.ranks is not None:
-        from pipeline.config import LayerSpec
-        from pipeline.ranks import depth_intervals_from_ranks, depth_stats_from_polygons
+        from pipeline.ranks import depth_stats_from_polygons
 
-        spec = LayerSpec(path=scenario.ranks, layer=scenario.ranks_layer)
-        polys = ctx.cached(f"ranks_{scenario.name}", lambda: depth_intervals_from_ranks(
-            _read_ranks(ctx, spec, scenario), column=scenario.rank_column or None,
-            scheme=scenario.rank_scheme))
         s = ctx.study.hazard
-        out = depth_stats_from_polygons(ctx.parcels, polys, classes=s.depth_classes,
+        out = depth_stats_from_polygons(ctx.parcels, rank_polygons(ctx, scenario),
+                                        classes=s.depth_classes,
                                         wet_threshold=s.wet_threshold, key="depth")
         logger.info("scenario %s: depths from rank polygons (upper bounds of each rank)",
                     scenario.name)
@@ -341,11 +337,22 @@ def _depth_stats(ctx: Any, scenario: Scenario, stats: pd.DataFrame) -> pd.DataFr
     return depth_columns(stats, scenario.name)
 
 
-def _read_ranks(ctx: Any, spec: Any, scenario: Scenario) -> Any:
+def rank_polygons(ctx: Any, scenario: Scenario) -> Any:
+    """The scenario's depth-rank polygons, checked, in the study CRS, with depth intervals
+    (read once per run)."""
+    from pipeline.config import LayerSpec
     from pipeline.layers import read_vector
+    from pipeline.ranks import depth_intervals_from_ranks
 
-    return read_vector(spec, name=f"ranks of scenario {scenario.name}", crs=ctx.crs,
-                       family="polygon", study_area=ctx.area)
+    spec = LayerSpec(path=scenario.ranks, layer=scenario.ranks_layer)
+
+    def read() -> Any:
+        polys = read_vector(spec, name=f"ranks of scenario {scenario.name}", crs=ctx.crs,
+                            family="polygon", study_area=ctx.area)
+        return depth_intervals_from_ranks(polys, column=scenario.rank_column or None,
+                                          scheme=scenario.rank_scheme)
+
+    return ctx.cached(f"ranks:{scenario.name}", read)
 
 
 def depth_columns(stats: pd.DataFrame, name: str) -> pd.DataFrame:

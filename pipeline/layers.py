@@ -289,7 +289,8 @@ def study_crs(study: Study) -> CRS:
         return resolve_crs(study.study.crs, lonlat_centre=None)
     spec = study.layers.parcels
     gdf = _assign_crs(_read_file(spec, "parcels", study.database.url_env), spec, "parcels")
-    lon, lat = gdf.to_crs(4326).union_all().envelope.centroid.coords[0]
+    x0, y0, x1, y1 = gdf.to_crs(4326).total_bounds  # bounds need no valid geometry
+    lon, lat = (x0 + x1) / 2, (y0 + y1) / 2
     crs = resolve_crs("auto", lonlat_centre=(lon, lat))
     logger.info("study CRS: %s (%s), picked from the parcels' location", crs.to_string(), crs.name)
     return crs

@@ -1251,7 +1251,7 @@ def _read_outputs(ctx: Any) -> dict[str, Any]:
 def _map_rasters(ctx: Any, lang: str, *, max_size: int = 1024) -> list[MapImage]:
     """The hillshade and one depth overlay per scenario with a depth raster (first shown)."""
     t = text(lang)
-    images = [hillshade_image(ctx.study.layers.dem.path, name=t["hillshade"], max_size=max_size)]
+    images = [hillshade_image(ctx.dem, name=t["hillshade"], max_size=max_size)]
     depth = [s for s in ctx.study.scenario if s.depth is not None]
     for i, scenario in enumerate(depth):
         name = f"{t['depth']}: {scenario.label or scenario.name}"

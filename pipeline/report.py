@@ -49,6 +49,8 @@ def format_value(value: object, unit: str) -> str:
         return "—"
     if isinstance(value, (int, float, np.number)):
         v = float(value)
+        if abs(v) < 0.005:
+            v = 0.0  # e.g. 0.0002 m3 of cut on a flat pad: no earthwork
         if unit == "share":
             return f"{v * 100:.0f} %"
         if unit in _COUNTS:

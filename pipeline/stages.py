@@ -58,7 +58,8 @@ def _optional(study: Study, name: str) -> list[Path | str]:
 
 def hazard_inputs(study: Study) -> list[Path | str]:
     files = layer_files(study.layers.parcels) + dem_files(study)
-    return files + [s.depth for s in study.scenario if s.depth is not None]
+    files += [s.depth for s in study.scenario if s.depth is not None]
+    return files + [f for s in study.scenario if s.ranks is not None for f in layer_files(s.ranks)]
 
 
 def envelope_inputs(study: Study) -> list[Path | str]:

@@ -51,3 +51,26 @@ def test_from_files_brings_layers_into_one_metric_crs(tmp_path):
                               facility_label="name")
     assert out["distance"].iloc[0] == pytest.approx(700.0, abs=0.01)
     assert bool(out["beyond"].iloc[0])
+
+
+def test_coverage_command(tmp_path):
+    from click.testing import CliRunner
+
+    from pipeline.cli import cli
+
+    grid_roads().to_file(tmp_path / "roads.gpkg")
+    gpd.GeoDataFrame({"name": ["A"]}, geometry=[Point(0, 0)], crs=CRS).to_file(tmp_path / "c.gpkg")
+    gpd.GeoDataFrame({"d": [1, 2]}, geometry=[Point(300, 0), Point(900, 900)], crs=CRS) \
+        .to_file(tmp_path / "d.gpkg")
+    args = ["coverage", str(tmp_path / "d.gpkg"), str(tmp_path / "c.gpkg"),
+            str(tmp_path / "out.gpkg"), "--roads", str(tmp_path / "roads.gpkg"),
+            "--threshold", "1000", "--label", "name", "--crs", CRS]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    out = gpd.read_file(tmp_path / "out.gpkg")
+    assert out["distance"].tolist() == [300.0, 1800.0]
+    assert out["beyond"].tolist() == [False, True]
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code == 2 and "exists; pass --overwrite" in again.output
+    clash = CliRunner().invoke(cli, args[:3] + [str(tmp_path / "d.gpkg")] + args[4:])
+    assert clash.exit_code == 2 and "is an input" in clash.output
