@@ -219,11 +219,13 @@ def _versions() -> str:
     return ", ".join(parts)
 
 
-def report(res: dict[str, dict[str, Any]], args: argparse.Namespace, command: str) -> str:
+def report(res: dict[str, dict[str, Any]], args: argparse.Namespace, command: str,
+           load: tuple[float, float]) -> str:
     r = {k: v["seconds"] for k, v in res.items()}
-    machine = (f"Run {time.strftime('%Y-%m-%d')} on {platform.machine()} with {os.cpu_count()} "
-               f"CPUs (shared with other jobs), Python {platform.python_version()}; "
-               f"{_versions()}.")
+    machine = (f"Run {time.strftime('%Y-%m-%d %H:%M')} on {platform.machine()} with "
+               f"{os.cpu_count()} CPUs shared with other jobs (1-minute load average "
+               f"{load[0]:.1f} before, {load[1]:.1f} after; above 1, other jobs competed and "
+               f"times rise), Python {platform.python_version()}; {_versions()}.")
     inputs = (f"Inputs: {args.size} x {args.size} float32 rasters at 5 m (a DEM with sea cells "
               "as nodata, tsunami and flood depths with nodata areas; one grid, tiled 256, "
               f"deflate) and {args.parcels:,} irregular 12-vertex parcels of 130-17,000 m2, "
@@ -318,6 +320,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     generate(args.data, args.size, args.parcels)
     names = args.only or list(MEASURES)
+    load_before = os.getloadavg()[0]
     res = {}
     for name in names:
         repeat = 1 if name.startswith("rasterstats") else args.repeat
@@ -328,7 +331,7 @@ def main(argv: list[str] | None = None) -> None:
     if set(res) == set(MEASURES):
         command = " ".join([os.path.relpath(sys.executable), os.path.relpath(__file__),
                             *(argv if argv is not None else sys.argv[1:])])
-        text = report(res, args, command)
+        text = report(res, args, command, (load_before, os.getloadavg()[0]))
         print()
         print(text)
         if args.write_results:

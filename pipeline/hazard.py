@@ -130,9 +130,10 @@ def lowest_dry_floor(
     Returns
     -------
     DataFrame
-        ``dry_floor`` (1 when the site is not flooded) and ``floor_raise_needed``
-        (m above ground the ground floor would need: water height + freeboard,
-        0 when dry).
+        ``dry_floor`` (1 when the site is not flooded; missing when the water
+        height is unbounded, as for the open rank ">= 20 m") and
+        ``floor_raise_needed`` (m above ground the ground floor would need: water
+        height + freeboard, 0 when dry).
 
     Examples
     --------
@@ -148,13 +149,15 @@ def lowest_dry_floor(
     Tone          2                 3.2
     """
     height = (level - ground).to_numpy(dtype=float)
-    wet = np.nan_to_num(height, nan=-np.inf) > 0
+    wet = np.nan_to_num(height, nan=-np.inf, posinf=np.inf) > 0
     need = np.where(wet, height + settings.freeboard, 0.0)
     above_first = need - settings.ground_floor_raise
-    storeys_up = np.ceil(np.maximum(above_first, 0.0) / settings.floor_height - 1e-9)
-    floor = np.where(wet, 1 + storeys_up, 1).astype(int)
-    return pd.DataFrame({"dry_floor": floor, "floor_raise_needed": np.round(need, 3)},
-                        index=ground.index)
+    with np.errstate(invalid="ignore"):
+        storeys_up = np.ceil(np.maximum(above_first, 0.0) / settings.floor_height - 1e-9)
+    floor = pd.array(np.where(wet, 1 + storeys_up, 1), dtype="Float64").round()
+    floor[~np.isfinite(need)] = pd.NA  # an open-ended rank (>= 20 m): no floor is known dry
+    return pd.DataFrame({"dry_floor": floor.astype("Int64"), "floor_raise_needed":
+                         np.round(need, 3)}, index=ground.index)
 
 
 def scenario_metrics(
@@ -381,14 +384,14 @@ def run_stage(ctx: Any) -> tuple[dict[str, Path], str]:
     for sc in study.scenario:
         if sc.depth is not None:
             check_raster_extent(sc.depth, name=sc.name, crs=ctx.crs, study_area=ctx.area)
-            rasters[sc.name] = ctx.raster(sc.depth, sc.name)
+            rasters[sc.name] = ctx.raster(sc.depth, sc.name, like=rasters["dem"])
             problems += check_depth_raster(sc.depth, layer=sc.name)
     if problems:
         raise RasterError("; ".join(problems))
     depth_keys = [k for k in rasters if k != "dem"]
     stats = zonal(
         ctx.options, ctx.parcels, rasters, stats=("min", "mean", "max", "count", "nodata", "area"),
-        mode=s.mode, percentiles=(s.low_percentile,),
+        mode=s.mode, percentiles={"dem": (s.low_percentile,)},
         classes={k: s.depth_classes for k in depth_keys},
         wet_threshold={k: s.wet_threshold for k in depth_keys}, slope="dem")
     _check_ground(stats, study.layers.dem.path, ctx.parcels, rasters["dem"])

@@ -174,8 +174,12 @@ class Context:
             cache[key] = factory()
         return cache[key]
 
-    def raster(self, spec: RasterSpec | Path, name: str) -> Path:
-        """A raster in the study CRS: the file itself, or a warped copy in the state folder."""
+    def raster(self, spec: RasterSpec | Path, name: str, *, like: Path | None = None) -> Path:
+        """A raster in the study CRS: the file itself, or a warped copy in the state folder.
+
+        With ``like`` (the DEM), a raster that must be warped anyway is warped onto that
+        raster's grid, so zonal statistics compute each parcel's coverage once for both.
+        """
         from pipeline.raster import open_raster_checked, warp_raster
 
         path = spec.path if isinstance(spec, RasterSpec) else spec
@@ -183,11 +187,16 @@ class Context:
         if CRS.from_user_input(info.crs.to_wkt()).equals(self.crs, ignore_axis_order=True):
             return path
         digest = file_digest(path, self._digest_cache)[:16]
-        target = self.state_dir / "warped" / f"{name}-{digest}-{self.crs.to_epsg()}.tif"
+        grid = f"-on-{file_digest(like, self._digest_cache)[:12]}" if like is not None else ""
+        target = self.state_dir / "warped" / f"{name}-{digest}-{self.crs.to_epsg()}{grid}.tif"
         if not target.exists():
-            logger.info("layer %r (%s): warping from %s to %s", name, path,
-                        info.crs.to_string(), self.crs.to_string())
-            warp_raster(path, target, crs=self.crs, layer=name)
+            logger.info("layer %r (%s): warping from %s to %s%s", name, path,
+                        info.crs.to_string(), self.crs.to_string(),
+                        " on the DEM's grid" if like is not None else "")
+            if like is not None:
+                warp_raster(path, target, like=like, layer=name)
+            else:
+                warp_raster(path, target, crs=self.crs, layer=name)
         return target
 
     @functools.cached_property

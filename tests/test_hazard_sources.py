@@ -72,3 +72,18 @@ def test_study_crs_is_the_plane_rectangular_zone_of_the_tile(study):
     from pipeline.layers import study_crs
 
     assert study_crs(study).to_epsg() == 6676  # zone VIII (Shizuoka)
+
+
+def test_open_ended_rank_has_no_dry_floor():
+    from pipeline.config import HazardSettings, Scenario
+    from pipeline.hazard import hazard_table
+
+    ground = pd.DataFrame({"dem_min": [5.0, 5.0], "dem_mean": [5.0, 5.0], "dem_max": [5.0, 5.0]},
+                          index=["deep", "dry"])
+    depth = pd.DataFrame({"depth_max": [float("inf"), 0.0]}, index=ground.index)
+    scenario = Scenario(name="flood", kind="flood", runup=1.0)
+    table = hazard_table(ground, {"flood": depth}, (scenario,), HazardSettings(), 0.3)
+    assert table.loc["deep", "flood_margin"] == float("-inf")
+    assert not table.loc["deep", "flood_clear"]
+    assert pd.isna(table.loc["deep", "flood_dry_floor"])
+    assert table.loc["dry", "flood_dry_floor"] == 1
