@@ -35,6 +35,8 @@ from pipeline.errors import OutputError
 logger = logging.getLogger(__name__)
 
 STATE_DIR = ".siteplan"
+STATE_FORMAT = 2
+"""Version of ``state.json``; a state of another version is ignored (every stage reruns)."""
 STAGES_DIR = "stages"
 
 
@@ -238,9 +240,9 @@ class Runner:
         try:
             state = json.loads(self.state_file.read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            return {"stages": {}, "digests": {}}
-        state.setdefault("stages", {})
-        state.setdefault("digests", {})
+            return {"format": STATE_FORMAT, "stages": {}, "digests": {}}
+        if state.get("format") != STATE_FORMAT:
+            return {"format": STATE_FORMAT, "stages": {}, "digests": {}}
         return state
 
     def _save_state(self) -> None:
@@ -276,7 +278,7 @@ class Runner:
 
             url = database_url(study)
             files.update({t: table_digest(url, t.removeprefix("postgis:")) for t in tables})
-        upstream = {up: self.state["stages"].get(up, {}).get("outputs", {})
+        upstream = {up: {k: v["digest"] for k, v in self._outputs(up).items()}
                     for up in stage.upstream}
         opts = {o: getattr(self.ctx.options, o) for o in stage.options}
         payload = json.dumps({"version": pipeline.__version__, "stage": name,
@@ -292,13 +294,17 @@ class Runner:
         return [n for n in self.order(wanted)
                 if n in forced or not self._fresh(n, self.fingerprint(n))]
 
+    def _outputs(self, name: str) -> dict[str, dict[str, str]]:
+        """``{key: {"path": ..., "digest": ...}}`` of a stage's last run (empty if none)."""
+        return self.state["stages"].get(name, {}).get("outputs", {})
+
     def _fresh(self, name: str, fingerprint: str) -> bool:
         record = self.state["stages"].get(name)
         if not record or record.get("fingerprint") != fingerprint:
             return False
         cache = self.state["digests"]
-        return all(Path(p).exists() and file_digest(Path(p), cache) == d
-                   for p, d in record.get("paths", {}).items())
+        return all(Path(o["path"]).exists() and file_digest(Path(o["path"]), cache) == o["digest"]
+                   for o in self._outputs(name).values())
 
     def _guard_outputs(self, name: str) -> None:
         """Refuse to replace files siteplan did not write, and never write over an input."""
@@ -310,14 +316,13 @@ class Runner:
             raise OutputError(f"output folder {out} holds input {holding[0]} of the study: "
                               "siteplan never writes beside a user's inputs; choose a separate "
                               "[study] output folder")
-        owned = {p for rec in self.state["stages"].values() for p in rec.get("paths", {})}
+        owned = {o["path"] for stage in self.state["stages"] for o in self._outputs(stage).values()}
         for target in _declared_outputs(self.ctx, name):
             resolved = target.resolve()
             if resolved in inputs:
                 raise OutputError(f"stage {name!r} would write {resolved}, which is an input of the "
                                   "study; choose another [study] output folder")
-            if (resolved.exists() and str(resolved) not in owned and str(target) not in owned
-                    and not self.ctx.options.overwrite):
+            if resolved.exists() and str(resolved) not in owned and not self.ctx.options.overwrite:
                 raise OutputError(f"{resolved} exists and was not written by siteplan; pass "
                                   "--overwrite to replace it, or choose another [study] output")
 
@@ -339,23 +344,20 @@ class Runner:
             if name not in forced and self._fresh(name, fingerprint):
                 record = self.state["stages"][name]
                 logger.info("%s: up to date, skipped", name)
-                results.append(StageResult(name, False, {k: Path(v) for k, v in
-                                                         record["outputs"].items()},
-                                           record.get("summary", ""), 0.0))
+                paths = {k: Path(o["path"]) for k, o in self._outputs(name).items()}
+                results.append(StageResult(name, False, paths, record.get("summary", ""), 0.0))
                 continue
             self._guard_outputs(name)
             start = time.perf_counter()
             outputs, summary = self.stages[name].run(self.ctx)
             seconds = time.perf_counter() - start
             cache = self.state["digests"]
-            digests = {str(p.resolve()): file_digest(p, cache) for p in outputs.values()}
             self.state["stages"][name] = {
                 "fingerprint": fingerprint, "summary": summary,
-                "outputs": {k: file_digest(p, cache) for k, p in outputs.items()},
-                "paths": digests, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                "outputs": {k: {"path": str(p.resolve()), "digest": file_digest(p, cache)}
+                            for k, p in outputs.items()},
             }
-            for k, p in outputs.items():
-                self.state["stages"][name].setdefault("files", {})[k] = str(p)
             self._save_state()
             logger.info("%s: %s (%.1f s)", name, summary, seconds)
             results.append(StageResult(name, True, outputs, summary, seconds))
