@@ -878,8 +878,9 @@ def _weighted_quantiles(fid: np.ndarray, v: np.ndarray, w: np.ndarray, n: int,
     m = np.bincount(f, minlength=n)
     start = np.concatenate([[0], np.cumsum(m)[:-1]])
     k = np.arange(len(f)) - start[f]
-    csum = np.cumsum(ww)
-    before = csum - ww - (csum[start[f]] - ww[start[f]])
+    # weight before each pixel within its own parcel: a per-parcel running sum, so a
+    # parcel's result does not depend on which parcels share its batch (Dask partitions)
+    before = pd.Series(ww).groupby(f, sort=False).cumsum().to_numpy() - ww
     total = np.bincount(f, ww, n)
     s = k * ww + (m[f] - 1) * before
     sn = total[f] * (m[f] - 1)
