@@ -94,7 +94,7 @@ def _coerce(value: Any, tp: Any, key: str, base: Path, problems: list[str], unit
         if not isinstance(value, Mapping):
             problems.append(bad)
             return None
-        return build(tp, value, key, base, problems)
+        return build(tp, value, key, base, problems)  # type: ignore[arg-type]
     if tp is bool:
         if isinstance(value, bool):
             return value

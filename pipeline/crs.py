@@ -66,7 +66,8 @@ def metric_crs_for(lon: float, lat: float) -> CRS:
 
 
 def _origin_distance(crs: CRS, lon: float, lat: float) -> float:
-    params = {p.name: p.value for p in crs.coordinate_operation.params}
+    op = crs.coordinate_operation
+    params = {p.name: float(p.value) for p in op.params} if op is not None else {}
     lon0 = params.get("Longitude of natural origin", lon)
     lat0 = params.get("Latitude of natural origin", lat)
     return float(np.hypot((lon - lon0) * np.cos(np.radians(lat)), lat - lat0))

@@ -372,8 +372,8 @@ def run_stage(ctx: Any) -> tuple[dict[str, Path], str]:
     """The ``hazard`` stage: writes ``stages/hazard.parquet``."""
     from pipeline._io import write_frame
     from pipeline.errors import RasterError
-    from pipeline.raster import check_depth_raster
     from pipeline.parallel import zonal
+    from pipeline.raster import check_depth_raster
 
     study = ctx.study
     s = study.hazard

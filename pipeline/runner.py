@@ -162,11 +162,11 @@ class Context:
         spec = self.study.layers.roads
         if spec is None:
             return None
-        name = spec.path.name.lower() if spec.path is not None else ""
-        if name.endswith((".osm", ".osm.bz2", ".pbf", ".osm.pbf")):
+        path = spec.path
+        if path is not None and path.name.lower().endswith((".osm", ".osm.bz2", ".pbf")):
             from pipeline.osm import read_osm_roads
 
-            return self.cached("vector:roads", lambda: read_osm_roads(spec.path).to_crs(self.crs))
+            return self.cached("vector:roads", lambda: read_osm_roads(path).to_crs(self.crs))
         return self.vector("roads", "line")
 
     def cached(self, key: str, factory: Callable[[], Any]) -> Any:

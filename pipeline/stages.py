@@ -40,9 +40,10 @@ def layer_files(spec: LayerSpec | Path | None) -> list[Path | str]:
     path = spec
     if path is None:
         return []
+    files: list[Path | str] = [path]
     if path.suffix.lower() == ".shp":
-        return [path] + [path.with_suffix(s) for s in (".shx", ".dbf", ".prj", ".cpg")]
-    return [path]
+        files += [path.with_suffix(s) for s in (".shx", ".dbf", ".prj", ".cpg")]
+    return files
 
 
 def dem_files(study: Study) -> list[Path | str]:

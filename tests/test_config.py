@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from pipeline._schema import iter_schema
 from pipeline.config import Study, load_study, study_from_dict
 from pipeline.errors import ConfigError, InputNotFoundError
-from pipeline._schema import iter_schema
 
 MINIMAL = """
 [study]

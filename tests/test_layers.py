@@ -5,13 +5,11 @@ from __future__ import annotations
 import logging
 
 import geopandas as gpd
-import numpy as np
 import pytest
-import shapely
 from pyproj import CRS
 from shapely.geometry import LineString, Point, Polygon, box
 
-from pipeline.config import LayerSpec, ParcelsSpec
+from pipeline.config import LayerSpec
 from pipeline.crs import check_metric, metric_crs_for
 from pipeline.errors import CRSError, InputNotFoundError, LayerError
 from pipeline.layers import read_vector, study_area

@@ -6,7 +6,6 @@ import re
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
 from pipeline._schema import iter_schema
 from pipeline.columns import COLUMNS, describe
