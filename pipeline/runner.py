@@ -277,7 +277,11 @@ class Runner:
             from pipeline.postgis import database_url, table_digest
 
             url = database_url(study)
-            files.update({t: table_digest(url, t.removeprefix("postgis:")) for t in tables})
+            known = self.__dict__.setdefault("_table_digests", {})  # one query a table a run
+            for t in tables:
+                if t not in known:
+                    known[t] = table_digest(url, t.removeprefix("postgis:"))
+                files[t] = known[t]
         upstream = {up: {k: v["digest"] for k, v in self._outputs(up).items()}
                     for up in stage.upstream}
         opts = {o: getattr(self.ctx.options, o) for o in stage.options}
